@@ -1,0 +1,63 @@
+"""ptb-gym: LLM post-training as a Gymnasium environment.
+
+    import gymnasium as gym
+    import ptb_gym
+
+    gym.register_envs(ptb_gym)
+    env = gym.make("PTB/math-v0")
+
+Importing the package registers the `PTB/` ids and nothing heavier: torch and transformers are imported
+where a model is trained or scored.
+"""
+
+from __future__ import annotations
+
+import importlib
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+import gymnasium as gym
+
+try:
+    __version__ = version("ptb-gym")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0+unknown"
+
+ENV_IDS = ("PTB/math-v0",)
+
+for _env_id, _task in (("PTB/math-v0", "math"),):
+    if _env_id not in gym.registry:
+        gym.register(
+            id=_env_id,
+            entry_point="ptb_gym.env:PostTrainEnv",
+            kwargs={"task": _task},
+            # Training and wall-clock budgets make transitions nondeterministic.
+            nondeterministic=True,
+        )
+
+# Public names, imported on first use so that `import ptb_gym` stays light.
+_LAZY = {
+    "PostTrainEnv": "ptb_gym.env",
+    "EnvConfig": "ptb_gym.config",
+    "Tool": "ptb_gym.protocol",
+    "ToolCall": "ptb_gym.protocol",
+    "ToolResult": "ptb_gym.protocol",
+    "tool": "ptb_gym.protocol",
+    "parse_action": "ptb_gym.protocol",
+    "EpisodeRecorder": "ptb_gym.recording",
+    "EpisodeLog": "ptb_gym.recording",
+    "read_episode": "ptb_gym.recording",
+    "PTBError": "ptb_gym.errors",
+    "ToolError": "ptb_gym.errors",
+    "ConfigError": "ptb_gym.errors",
+    "IntegrityError": "ptb_gym.errors",
+    "RecordingError": "ptb_gym.errors",
+}
+
+__all__ = ["ENV_IDS", "__version__", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'ptb_gym' has no attribute {name!r}")

@@ -1,0 +1,157 @@
+"""The `ptb-gym` command line: run an episode with a baseline agent, replay a recording.
+
+    ptb-gym run PTB/math-v0 --agent scripted        # a whole episode, with progress and a score summary
+    ptb-gym replay runs/PTB-math-v0-...jsonl        # step through a recorded episode
+    ptb-gym list                                    # registered ids and baseline agents
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ptb-gym", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run one episode with a baseline agent")
+    run.add_argument("env_id", nargs="?", default="PTB/math-v0")
+    run.add_argument("--agent", default="scripted", help="baseline agent: scripted, naive or random")
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--record-dir", default="runs", help="where the episode recording goes ('' for none)")
+    run.add_argument("--budget-s", type=float, help="compute budget in seconds")
+    run.add_argument("--sandbox", choices=["auto", "bwrap", "none"])
+    run.add_argument("--base-model", help="local checkpoint directory or Hugging Face id")
+    run.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE",
+                     help="any other env option (value parsed as JSON when it can be), e.g. -o max_steps=50")
+    run.add_argument("--json", action="store_true", help="print the final info as JSON at the end")
+
+    replay = commands.add_parser("replay", help="show a recorded episode step by step")
+    replay.add_argument("file")
+    replay.add_argument("--step", type=int, help="show only this step, in full")
+    replay.add_argument("--full", action="store_true", help="do not shorten long observations")
+
+    commands.add_parser("list", help="list the registered env ids and baseline agents")
+
+    args = parser.parse_args(argv)
+    if args.command == "run":
+        options = _options(args)
+        return _run(args.env_id, args.agent, args.seed, options, args.json)
+    if args.command == "replay":
+        from ptb_gym.replay import replay as show
+
+        show(args.file, step=args.step, full=args.full)
+        return 0
+    import ptb_gym
+    from ptb_gym.baselines import AGENTS
+
+    print("envs:  ", ", ".join(ptb_gym.ENV_IDS))
+    print("agents:", ", ".join(AGENTS))
+    return 0
+
+
+def _options(args: argparse.Namespace) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    for name in ("budget_s", "sandbox", "base_model"):
+        if getattr(args, name) is not None:
+            options[name] = getattr(args, name)
+    if args.record_dir:
+        options["record_dir"] = args.record_dir
+    for item in args.option:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"ptb-gym: --option needs KEY=VALUE, got {item!r}")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return options
+
+
+def _run(env_id: str, agent_name: str, seed: int, options: dict[str, Any], as_json: bool) -> int:
+    import gymnasium as gym
+    from rich.console import Console
+
+    import ptb_gym
+    from ptb_gym.baselines import make_agent
+    from ptb_gym.errors import PTBError
+
+    console = Console(stderr=as_json)
+    started = time.monotonic()
+    try:
+        env = gym.make(env_id if "/" in env_id else f"PTB/{env_id}", **options)
+        agent = make_agent(agent_name, **({"seed": seed} if agent_name == "random" else {}))
+    except (PTBError, gym.error.Error) as error:
+        console.print(f"[red]error:[/red] {error}")
+        return 2
+    try:
+        observation, info = env.reset(seed=seed)
+        agent.reset(observation, info)
+        console.print(f"[bold]{env_id}[/bold] with the {agent_name} agent, seed {seed}: workspace {info['workspace']}, "
+                      f"sandbox {info['sandbox']}, budget {info['budget']['limit_s']:.0f} s ({info['budget']['mode']})")
+        done = False
+        while not done:
+            action = agent.act(observation, info)
+            tool = action.get("tool") if isinstance(action, dict) else "?"
+            label = "scoring the model on the hidden test split" if tool == "submit" else f"{tool}"
+            step_started = time.monotonic()
+            with console.status(f"[cyan]{label}...", spinner="dots"):
+                observation, reward, terminated, truncated, info = env.step(action)
+            done = terminated or truncated
+            console.print(_step_line(info, tool, time.monotonic() - step_started, observation))
+        _summary(console, env_id, info, reward, time.monotonic() - started)
+        if as_json:
+            print(json.dumps({k: v for k, v in info.items() if k != "tools"}, default=str))
+        return 0
+    finally:
+        env.close()
+
+
+def _step_line(info: dict[str, Any], tool: str, seconds: float, observation: str) -> str:
+    budget = info["budget"]
+    text = f"[dim]{info['step']:>3}[/dim] {tool:<11} {seconds:6.1f} s  budget {budget['used_s']:6.0f}/{budget['limit_s']:.0f} s  "
+    job = info.get("job")
+    if "error" in info:
+        return text + f"[red]{info['error'][:100]}[/red]"
+    if job and job.get("kind") == "train" and info.get("loss_curve"):
+        last = info["loss_curve"][-1]
+        return text + f"{job['id']} {job['state']}, step {last['step']}, loss {last['loss']:.3f}"
+    if job:
+        return text + f"{job['id']} {job['state']}"
+    if "dev_scores" in info:
+        return text + "dev " + ", ".join(f"{k} {v['score']:.1%}" for k, v in info["dev_scores"].items())
+    first = observation.strip().splitlines()[0] if observation.strip() else ""
+    return text + first[:90].replace("[", "\\[")
+
+
+def _summary(console, env_id: str, info: dict[str, Any], reward: float, seconds: float) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"{env_id}: final scores on the hidden test split")
+    for column in ("harness", "score", "95% CI", "base", "reference", "uplift"):
+        table.add_column(column, justify="left" if column == "harness" else "right")
+    for name, entry in info.get("scores", {}).items():
+        low, high = entry["interval"]
+        primary = " (primary)" if name == info.get("primary_harness") else ""
+        table.add_row(name + primary, f"{entry['score']:.1%}", f"{low:.1%}-{high:.1%}",
+                      f"{entry['base']:.1%}" if "base" in entry else "-",
+                      f"{entry['reference']:.1%}" if "reference" in entry else "-",
+                      f"{entry['uplift']:+.3f}" if "uplift" in entry else "-")
+    if info.get("scores"):
+        console.print(table)
+    if info.get("failure"):
+        console.print(f"[red]failure ({info['failure']['kind']}):[/red] {info['failure']['message']}")
+    budget = info["budget"]
+    interval = info.get("uplift_interval")
+    ci = f" (95% CI {interval[0]:+.3f} to {interval[1]:+.3f})" if interval else ""
+    console.print(f"[bold]reward (normalized uplift): {reward:+.3f}[/bold]{ci}")
+    console.print(f"episode: {info['step']} steps, {seconds:.1f} s wall, budget used {budget['used_s']:.1f} s of "
+                  f"{budget['limit_s']:.0f} s ({budget['mode']})")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

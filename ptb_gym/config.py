@@ -1,0 +1,73 @@
+"""The env's configuration: every `gym.make` keyword is a field here."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from ptb_gym.errors import ConfigError, did_you_mean
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    """What one episode of a ptb-gym task looks like. Defaults are the embedded tier: CPU, offline, minutes."""
+
+    task: str = "math"
+    """Task family, a module of `ptb_gym.envs` (`math`)."""
+    base_model: str | None = None
+    """Base model to post-train: a local checkpoint directory or a Hugging Face id. None: the task's embedded model."""
+    budget_s: float = 600.0
+    """Compute budget of the episode in seconds (PostTrainBench gives 10 h on an H100)."""
+    budget_mode: Literal["compute", "wall"] = "compute"
+    """`compute`: time when a tool or a background job runs (fair to slow policies); `wall`: time since reset."""
+    max_steps: int = 200
+    """Tool calls before the episode is truncated."""
+    sandbox: Literal["auto", "bwrap", "none"] = "auto"
+    """Where agent commands run: bubblewrap (`auto` picks it when it works), or plain subprocesses (trusted use)."""
+    record_dir: str | None = None
+    """Directory for the episode recording (one JSONL file per episode). None: no recording."""
+    workdir: str | None = None
+    """Directory in which episode workspaces are created. None: the system's temporary directory."""
+    keep_workspace: bool = False
+    """Keep the workspace on disk after the episode (for debugging); otherwise it is deleted on close/reset."""
+    max_observation_chars: int = 8_000
+    """Longest observation text; longer tool output is cut head+tail (the full text stays on disk)."""
+    test_size: int = 1_000
+    """Items of the hidden test split used for the final score."""
+    dev_size: int = 200
+    """Items of the dev split written to the workspace and used by the `evaluate` tool."""
+    train_size: int = 5_000
+    """Items of the train split written to the workspace."""
+    device: str = "auto"
+    """Device for training and evaluation: `auto` (CUDA when available), `cpu` or `cuda`."""
+    eval_batch_size: int = 64
+    """Prompts per batch in evaluation."""
+
+    @classmethod
+    def from_kwargs(cls, **kwargs: Any) -> EnvConfig:
+        """Build a config from `gym.make` keywords, with a clear error for unknown or ill-typed ones."""
+        names = [field.name for field in dataclasses.fields(cls)]
+        for key in kwargs:
+            if key not in names:
+                raise ConfigError(
+                    f"Unknown env option {key!r}.{did_you_mean(key, names)} Options: {', '.join(names)}."
+                )
+        config = cls(**kwargs)
+        config.check()
+        return config
+
+    def check(self) -> None:
+        if self.budget_s <= 0:
+            raise ConfigError(f"budget_s must be positive, got {self.budget_s}.")
+        if self.budget_mode not in ("compute", "wall"):
+            raise ConfigError(f"budget_mode must be 'compute' or 'wall', got {self.budget_mode!r}.")
+        if self.sandbox not in ("auto", "bwrap", "none"):
+            raise ConfigError(f"sandbox must be 'auto', 'bwrap' or 'none', got {self.sandbox!r}.")
+        if self.max_steps < 1:
+            raise ConfigError(f"max_steps must be at least 1, got {self.max_steps}.")
+        if self.test_size < 1 or self.dev_size < 1 or self.train_size < 1:
+            raise ConfigError("test_size, dev_size and train_size must be at least 1.")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)

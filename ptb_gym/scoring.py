@@ -1,0 +1,118 @@
+"""The end of an episode: score the submitted (or last saved) model on the hidden test split.
+
+Runs in the trusted env process. The outcome classifies failures so RL trainers can tell an agent's failure
+(reward 0 is the truth) from an infrastructure failure (drop the episode: `info["valid"]` is False).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+from ptb_gym.episode import Episode
+from ptb_gym.errors import IntegrityError, ToolError
+
+logger = logging.getLogger("ptb_gym")
+
+EMBEDDED_MODEL_KEY = "ptb-tiny"
+
+
+@dataclass
+class Outcome:
+    """Reward, the final info entries, a text summary for the agent, and the recording's footer."""
+
+    reward: float
+    info: dict[str, Any]
+    summary: str
+    footer: dict[str, Any] = field(default_factory=dict)
+
+
+def score_episode(episode: Episode, truncated_by: str | None = None) -> Outcome:
+    started = time.monotonic()
+    task, config = episode.task, episode.config
+    checkpoint = episode.submission
+    if checkpoint is None and (episode.root / "final_model").is_dir():
+        checkpoint = episode.root / "final_model"
+    episode.jobs.close()  # nothing of the agent's runs while its model is scored
+    facts: dict[str, Any] = {"submitted": episode.submission is not None, "truncated_by": truncated_by,
+                             "primary_harness": task.primary_harness, "flags": []}
+
+    def finish(reward: float, failure: dict[str, str] | None, report: dict | None = None) -> Outcome:
+        uplift = report[task.primary_harness].get("uplift") if report else (0.0 if failure else None)
+        info = {**facts, "scores": report or {}, "uplift": uplift, "failure": failure,
+                "valid": failure is None or failure["kind"] != "infrastructure",
+                "final_budget": episode.budget.snapshot()}
+        if report and "uplift_interval" in report[task.primary_harness]:
+            info["uplift_interval"] = report[task.primary_harness]["uplift_interval"]
+        summary = _summary(info, task.primary_harness)
+        footer = {**info, "reward": reward, "budget": info.pop("final_budget"),
+                  "duration_s": round(time.monotonic() - started, 2)}
+        info["budget_at_end"] = footer["budget"]
+        return Outcome(reward, info, summary, footer)
+
+    if checkpoint is None:
+        why = "the budget ran out" if truncated_by == "budget" else f"the {truncated_by or 'episode'} ended it"
+        return finish(0.0, {"kind": "budget", "message": f"{why} before a model was submitted, and there is no "
+                                                         "final_model/ in the workspace"})
+    facts["checkpoint"] = episode.workspace.relative(checkpoint)
+    try:
+        report = evaluate_checkpoint(episode, checkpoint)
+    except IntegrityError as error:
+        facts["flags"].append(str(error))
+        return finish(0.0, {"kind": "integrity", "message": str(error)})
+    except ToolError as error:
+        return finish(0.0, {"kind": "agent", "message": f"the model could not be scored: {error}"})
+    except Exception as error:  # noqa: BLE001 - an env failure must be reported as such, never as a plain 0
+        logger.exception("final evaluation failed")
+        return finish(0.0, {"kind": "infrastructure", "message": f"{type(error).__name__}: {error}",
+                            "traceback": traceback.format_exc(limit=5)})
+    primary = report[task.primary_harness]
+    reward = primary.get("uplift", primary["score"] - primary.get("base", 0.0))
+    return finish(float(reward), None, report)
+
+
+def evaluate_checkpoint(episode: Episode, checkpoint) -> dict[str, dict[str, Any]]:
+    """Scores of a checkpoint on the hidden test split under every harness, with base, reference and uplift."""
+    from ptb_gym.evaluation import evaluate_model, load_model, load_tokenizer, resolve_device, uplift_report
+
+    task, config = episode.task, episode.config
+    device = resolve_device(config.device)
+    model = load_model(checkpoint, episode.base_model_dir, device)
+    tokenizer = load_tokenizer(episode.base_model_dir)
+    items = task.records("test", config.test_size)
+    logger.info("scoring %s on %d hidden test items", checkpoint.name, len(items))
+    scores = evaluate_model(model, tokenizer, task, items, batch_size=config.eval_batch_size)
+    recorded = task.scores_for(model_key(config.base_model))
+    if recorded is None or config.test_size != task.dataset_sizes.get("test", config.test_size):
+        # No calibrated scores for this base model (or another test size): score the base model too.
+        base_model = load_model(episode.base_model_dir, episode.base_model_dir, device)
+        base_scores = evaluate_model(base_model, tokenizer, task, items, batch_size=config.eval_batch_size)
+        report = uplift_report(scores, None)
+        for name, entry in report.items():
+            entry["base"] = base_scores[name].score
+        return report
+    return uplift_report(scores, recorded)
+
+
+def model_key(base_model: str | None) -> str:
+    return EMBEDDED_MODEL_KEY if base_model is None else base_model
+
+
+def _summary(info: dict[str, Any], primary: str) -> str:
+    lines = ["Episode over."]
+    if info["failure"]:
+        lines.append(f"Failure ({info['failure']['kind']}): {info['failure']['message']}")
+    for name, entry in info["scores"].items():
+        mark = " (primary)" if name == primary else ""
+        text = f"  {name:<20} test {entry['score']:6.1%}"
+        if "reference" in entry:
+            text += f"  base {entry['base']:6.1%}  reference {entry['reference']:6.1%}  uplift {entry['uplift']:+.3f}"
+        elif "base" in entry:
+            text += f"  base {entry['base']:6.1%}  (no reference recorded for this base model)"
+        lines.append(text + mark)
+    if info.get("uplift") is not None:
+        lines.append(f"Normalized uplift: {info['uplift']:+.3f}")
+    return "\n".join(lines)

@@ -1,0 +1,146 @@
+"""The bundled training recipe behind the `train` tool: TRL's SFTTrainer, full fine-tuning or LoRA.
+
+Run as a background job inside the sandbox::
+
+    python -m ptb_gym.training run_config.json
+
+It prints `PTB_METRICS {...}` lines (step, loss, learning rate, ...) that the env parses into the loss
+curve, and saves the model with safetensors to `output_dir`. Settings are chosen for the hardware: TRL's
+`SFTConfig` defaults (bf16, gradient checkpointing) made a 3.4M-parameter model's CPU fine-tuning 12 times
+slower, so on a CPU both are off; on a GPU with bf16 support, bf16 is on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ptb_gym.jobs import METRICS_PREFIX
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One supervised fine-tuning run."""
+
+    data: str
+    """JSONL file with `prompt`/`completion` records (loss on the completion only) or `text` records."""
+    model: str = "base_model"
+    """Checkpoint to start from (the base model, or an earlier output of this tool)."""
+    output_dir: str = "checkpoints/sft"
+    """Where the trained model (or LoRA adapter) is saved, with safetensors."""
+    lora: bool = False
+    """Train a LoRA adapter (PEFT) instead of all weights."""
+    lora_rank: int = 16
+    """LoRA rank; alpha is twice the rank."""
+    learning_rate: float = 1e-3
+    max_steps: int = 300
+    batch_size: int = 16
+    max_length: int = 256
+    """Longest tokenized example; longer ones are truncated."""
+    warmup_ratio: float = 0.05
+    seed: int = 0
+    device: str = "auto"
+    """`auto` (CUDA when available), `cpu` or `cuda`."""
+    logging_steps: int = 10
+
+
+def load_records(path: Path) -> list[dict[str, Any]]:
+    records = []
+    with open(path) as lines:
+        for number, line in enumerate(lines, 1):
+            if line.strip():
+                try:
+                    records.append(json.loads(line))
+                except json.JSONDecodeError as error:
+                    sys.exit(f"error: {path} line {number} is not valid JSON ({error.msg}).")
+    if not records:
+        sys.exit(f"error: {path} has no records.")
+    keys = set(records[0])
+    if not ({"prompt", "completion"} <= keys or "text" in keys):
+        sys.exit(
+            f"error: {path} records have keys {sorted(keys)}; the train tool needs 'prompt' and 'completion' "
+            "(loss on the completion only) or 'text'. Write such records with write_data."
+        )
+    return records
+
+
+def main(config: TrainConfig) -> None:
+    import datasets
+    import torch
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+    from trl import SFTConfig, SFTTrainer
+
+    datasets.disable_progress_bars()
+    device = config.device if config.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    on_gpu = device == "cuda"
+    records = load_records(Path(config.data))
+    columns = ["prompt", "completion"] if "prompt" in records[0] else ["text"]
+    dataset = Dataset.from_list([{column: record[column] for column in columns} for record in records])
+
+    tokenizer = AutoTokenizer.from_pretrained(config.model, trust_remote_code=False)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForCausalLM.from_pretrained(config.model, trust_remote_code=False, dtype=torch.float32)
+
+    peft_config = None
+    if config.lora:
+        from peft import LoraConfig
+
+        peft_config = LoraConfig(r=config.lora_rank, lora_alpha=2 * config.lora_rank, lora_dropout=0.0,
+                                 target_modules="all-linear", task_type="CAUSAL_LM")
+
+    class PrintMetrics(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if logs:
+                record = {"step": state.global_step, "max_steps": state.max_steps, "time_s": round(time.time() - started, 2)}
+                record.update({k: round(v, 6) if isinstance(v, float) else v for k, v in logs.items()})
+                print(METRICS_PREFIX + json.dumps(record), flush=True)
+
+    args = SFTConfig(
+        output_dir=config.output_dir,
+        max_steps=config.max_steps,
+        per_device_train_batch_size=config.batch_size,
+        learning_rate=config.learning_rate,
+        lr_scheduler_type="cosine",
+        warmup_steps=max(1, int(config.warmup_ratio * config.max_steps)),
+        max_length=config.max_length,
+        logging_steps=config.logging_steps,
+        save_strategy="no",
+        report_to="none",
+        seed=config.seed,
+        bf16=on_gpu and torch.cuda.is_bf16_supported(),
+        gradient_checkpointing=False,
+        use_cpu=not on_gpu,
+        dataloader_num_workers=0,
+        disable_tqdm=True,
+    )
+    started = time.time()
+    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
+                         peft_config=peft_config, callbacks=[PrintMetrics()])
+    trainer.train()
+    trainer.save_model(config.output_dir)
+    # Trainer pickles its arguments next to the weights; a checkpoint must hold no pickle (it is refused).
+    (Path(config.output_dir) / "training_args.bin").unlink(missing_ok=True)
+    print(f"saved {'LoRA adapter' if config.lora else 'model'} to {config.output_dir} "
+          f"after {config.max_steps} steps in {time.time() - started:.1f} s", flush=True)
+
+
+def load_config(path: str) -> TrainConfig:
+    raw = json.loads(Path(path).read_text())
+    names = {field.name for field in dataclasses.fields(TrainConfig)}
+    unknown = set(raw) - names
+    if unknown:
+        sys.exit(f"error: unknown training options {sorted(unknown)}; known: {sorted(names)}")
+    return TrainConfig(**raw)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m ptb_gym.training CONFIG.json")
+    main(load_config(sys.argv[1]))
