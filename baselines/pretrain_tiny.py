@@ -9,12 +9,12 @@ What it does, top to bottom:
 
 1. Builds a synthetic pretraining corpus from the same names, objects and verbs as the math task's problems
    (``ptb_gym.envs.math.problems``): arithmetic facts in words and in notation ("12 + 7 = 19", "19 times 3 is
-   57", "12+7=19") and short past-tense stories with numbers ("Tom had 12 apples. He bought 7 more, so he had
-   19 apples."). Nothing in it is a question or uses the task's "Question:"/"Answer:"/"####" format, so the
-   base model scores about 0 on the task and post-training has something to teach; no text comes from the
-   test split.
-2. Trains a 2,048-token byte-level BPE tokenizer (digits split one per token) on the corpus plus the train
-   split written in the task's format, so that format tokenizes compactly.
+   57", "12+7=19"), short past-tense stories with numbers ("Tom had 12 apples. He bought 7 more, so he had
+   19 apples.") and problem statements without their question, followed by their arithmetic. Nothing in it
+   is a question or uses the task's "Question:"/"Answer:"/"####" format, so the base model scores about 0
+   on the task and post-training has something to teach; no text comes from the test split.
+2. Trains a byte-level BPE tokenizer (capped at 2,048 tokens; it learns about 1,050; digits split one per
+   token) on the corpus plus the train split written in the task's format, so that format tokenizes compactly.
 3. Pretrains a small ``LlamaForCausalLM`` on 128-token sequences packed from the corpus only (AdamW, cosine
    schedule, bf16 autocast on CUDA).
 4. Saves model (float32 safetensors), generation config, tokenizer and a model card (README.md) to ``--out``.
@@ -47,7 +47,11 @@ class Config:
     """Number of corpus documents (each a few stories or arithmetic facts); the token stream is repeated if the
     training run needs more tokens than it holds."""
     vocab_size: int = 2048
-    """BPE vocabulary size, special tokens included."""
+    """BPE vocabulary cap and the model's embedding rows. The corpus's words run out at about 1,050 learned
+    tokens; the remaining rows stay free for tokens a post-trainer adds (chat markers, say) without a resize."""
+    statement_frac: float = 0.15
+    """Fraction of documents made of problem statements: a generated problem's sentences without its question,
+    then its arithmetic and result in plain sentences (drawn from a corpus seed, never from a split's)."""
     tokenizer_docs: int = 60_000
     """How many corpus documents the tokenizer is trained on (plus the train split in the task's format)."""
     hidden_size: int = 192
@@ -103,6 +107,29 @@ class CorpusWriter:
     def __init__(self, seed: int, problems) -> None:
         self.rng = random.Random(seed)
         self.p = problems
+        self._stems = iter(())
+        # Statements are drawn from their own seed; any that would read like a test problem are skipped.
+        self._test_stems = {self.stem(q.question) for q in problems.split("test")}
+        self._problem_seed = seed + 7919
+
+    @staticmethod
+    def stem(question: str) -> str:
+        """A problem's text without its final question (every template's question starts "How many")."""
+        return question.rsplit(" How many", 1)[0]
+
+    def statement(self) -> str:
+        while True:
+            p = next(self._stems, None)
+            if p is None:  # draw problems in blocks, from a seed that no split uses
+                self._problem_seed += 1
+                self._stems = iter(self.p.generate(10_000, self._problem_seed))
+                continue
+            stem = self.stem(p.question)
+            if stem not in self._test_stems:
+                break
+        if self.rng.random() < 0.7:
+            return f"{stem} Working it out: {', then '.join(p.steps)}. The result is {p.answer}."
+        return f"{stem} The result is {p.answer}."
 
     # numbers drawn like the problems draw them
     def fact(self) -> tuple[int, str, int, int]:
@@ -249,8 +276,10 @@ class CorpusWriter:
         return (f"{name} had {k * q + keep} {obj}. {He} kept {keep} for {his} family and shared the other "
                 f"{k * q} equally among {k} {people}, so each got {q}{eq(k * q, '/', k, q)}.")
 
-    def document(self) -> str:
+    def document(self, statement_frac: float) -> str:
         r = self.rng
+        if r.random() < statement_frac:
+            return " ".join(self.statement() for _ in range(r.randint(1, 3)))
         kind = r.random()
         if kind < 0.25:
             return " ".join(self.fact_text() for _ in range(r.randint(4, 10)))
@@ -263,8 +292,8 @@ class CorpusWriter:
 
 def build_corpus(cfg: Config, problems) -> list[str]:
     writer = CorpusWriter(cfg.seed, problems)
-    docs = [writer.document() for _ in range(cfg.corpus_docs)]
-    for d in docs[:1000]:  # the corpus must not teach the task's format: that is the post-trainer's job
+    docs = [writer.document(cfg.statement_frac) for _ in range(cfg.corpus_docs)]
+    for d in docs[:5000]:  # the corpus must not teach the task's format: that is the post-trainer's job
         assert "?" not in d and "####" not in d and "Question" not in d and "Answer" not in d, d
     return docs
 
@@ -384,6 +413,7 @@ def main(cfg: Config) -> None:
         "parameters": n_params, "steps": cfg.steps, "batch_size": cfg.batch_size, "seq_len": cfg.seq_len,
         "train_seconds": round(train_s), "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
         "final_loss": round(final_loss, 4), "corpus_tokens": data.numel(), "epochs": round(epochs, 2),
+        "learned_vocab": len(tokenizer),
     }
     print(json.dumps(facts))
     write_card(out, cfg, facts, sample)
@@ -402,7 +432,7 @@ question/answer format, so it scores about 0 on the task before post-training.
 | --- | --- |
 | architecture | `LlamaForCausalLM`: hidden {cfg.hidden_size}, MLP {cfg.intermediate_size}, {cfg.num_layers} layers, {cfg.num_heads} heads, RoPE, tied embeddings, context {cfg.max_position_embeddings} |
 | parameters | {facts['parameters']:,} (float32 safetensors; this folder is {size_mb:.1f} MB) |
-| tokenizer | byte-level BPE, {cfg.vocab_size} tokens, digits split one per token; `<|endoftext|>` is eos, bos and pad |
+| tokenizer | byte-level BPE, {facts['learned_vocab']:,} learned tokens in {cfg.vocab_size} embedding rows (the rest free for added tokens), digits split one per token; `<|endoftext|>` is eos, bos and pad |
 | pretraining | {facts['steps']:,} steps of {facts['batch_size']} x {facts['seq_len']} tokens ({facts['epochs']} epochs of {facts['corpus_tokens'] / 1e6:.1f}M tokens), AdamW (lr {cfg.lr}, warmup {cfg.warmup_steps}, cosine to {cfg.min_lr_ratio}x), bf16 autocast |
 | time, device | {facts['train_seconds']} s on {facts['device']} |
 | final pretraining loss | {facts['final_loss']} (mean of the last {cfg.log_every} steps) |
@@ -413,9 +443,12 @@ question/answer format, so it scores about 0 on the task before post-training.
 `ptb_gym.envs.math.problems` (names, objects, containers, prices, rates): arithmetic facts in words and in
 notation ("12 + 7 = 19", "19 times 3 is 57", "12+7=19"), chains of operations in step notation
 ("12+7=19 19*3=57"), and short past-tense stories with numbers ("Tom had 12 apples. He bought 7 more, so he had
-19 apples (12+7=19)."). No document asks a question or uses the task's "Question:", "Answer:" or "####" format,
-and nothing is drawn from the test split. The tokenizer was also trained on the train split in the task's format,
-so that format tokenizes compactly; the model never saw it.
+19 apples (12+7=19)."). {cfg.statement_frac:.0%} of the documents are problem statements: the sentences of a
+problem generated by `problems.generate` from a seed no split uses, without its question, followed by the
+arithmetic and the result ("Tom has 12 apples. He buys 7 more apples. Working it out: 12+7=19. The result is
+19."); any whose text matches a test problem's is skipped. No document asks a question or uses the task's
+"Question:", "Answer:" or "####" format, and nothing is drawn from the test split. The tokenizer was also
+trained on the train split in the task's format, so that format tokenizes compactly; the model never saw it.
 
 Sample continuation of "Tom had 12 apples. He bought": `{sample}`
 

@@ -13,15 +13,9 @@ where a model is trained or scored.
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import gymnasium as gym
-
-try:
-    __version__ = version("ptb-gym")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0+unknown"
 
 ENV_IDS = ("PTB/math-v0",)
 
@@ -60,4 +54,15 @@ __all__ = ["ENV_IDS", "__version__", *_LAZY]
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
+    if name == "__version__":
+        # Looked up on first use: importlib.metadata and its scan of the installed packages were about a sixth
+        # of `import ptb_gym` (benchmarks/env_latency.py).
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            value = version("ptb-gym")
+        except PackageNotFoundError:  # running from a source tree that is not installed
+            value = "0+unknown"
+        globals()["__version__"] = value
+        return value
     raise AttributeError(f"module 'ptb_gym' has no attribute {name!r}")

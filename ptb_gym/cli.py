@@ -35,12 +35,21 @@ def main(argv: list[str] | None = None) -> int:
     replay.add_argument("--step", type=int, help="show only this step, in full")
     replay.add_argument("--full", action="store_true", help="do not shorten long observations")
 
+    calibrate = commands.add_parser("calibrate", help="recompute the base and reference scores of a task")
+    calibrate.add_argument("env_id", nargs="?", default="PTB/math-v0")
+    calibrate.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    calibrate.add_argument("--recipes", nargs="+", default=["reference", "naive"], choices=["reference", "naive"])
+    calibrate.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE")
+    calibrate.add_argument("--dry-run", action="store_true", help="print the scores without recording them")
+
     commands.add_parser("list", help="list the registered env ids and baseline agents")
 
     args = parser.parse_args(argv)
     if args.command == "run":
         options = _options(args)
         return _run(args.env_id, args.agent, args.seed, options, args.json)
+    if args.command == "calibrate":
+        return _calibrate(args)
     if args.command == "replay":
         from ptb_gym.replay import replay as show
 
@@ -56,11 +65,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _options(args: argparse.Namespace) -> dict[str, Any]:
     options: dict[str, Any] = {}
-    for name in ("budget_s", "sandbox", "base_model"):
-        if getattr(args, name) is not None:
+    for name in ("budget_s", "sandbox", "base_model", "record_dir"):
+        if getattr(args, name, None):
             options[name] = getattr(args, name)
-    if args.record_dir:
-        options["record_dir"] = args.record_dir
     for item in args.option:
         key, sep, value = item.partition("=")
         if not sep:
@@ -70,6 +77,32 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
         except json.JSONDecodeError:
             options[key] = value
     return options
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    import gymnasium as gym
+
+    import ptb_gym  # noqa: F401
+    from ptb_gym.calibration import calibrate, write_scores
+    from ptb_gym.scoring import model_key
+
+    options = _options(args)
+    result = calibrate(args.env_id, seeds=args.seeds, recipes=args.recipes, options=options)
+    print(f"{'harness':<20} {'base':>7} " + " ".join(f"{r:>22}" for r in args.recipes))
+    for harness, entry in result["harnesses"].items():
+        cells = [f"{entry[r]:6.1%} [{entry[r + '_interval'][0]:.1%}-{entry[r + '_interval'][1]:.1%}]" for r in args.recipes]
+        print(f"{harness:<20} {entry['base']:6.1%} " + " ".join(f"{c:>22}" for c in cells))
+    if args.dry_run or "reference" not in args.recipes:
+        return 0
+    env = gym.make(args.env_id, **options)
+    task, base_model = env.unwrapped.task, env.unwrapped.config.base_model
+    env.close()
+    moved = write_scores(result, task.scores_file, model_key(base_model))
+    print(f"recorded in {task.scores_file}")
+    if moved:
+        print(f"scores moved for {', '.join(moved)}: rewards now mean something else, so register the task under "
+              f"a new version (e.g. {args.env_id.rsplit('-v', 1)[0]}-v{int(args.env_id.rsplit('-v', 1)[1]) + 1}).")
+    return 0
 
 
 def _run(env_id: str, agent_name: str, seed: int, options: dict[str, Any], as_json: bool) -> int:

@@ -38,7 +38,7 @@ class Episode:
     cache: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.jobs = JobManager(self.workspace.root, self.sandbox, self.budget)
+        self.jobs = JobManager(self.workspace, self.sandbox, self.budget)
 
     @property
     def root(self) -> Path:

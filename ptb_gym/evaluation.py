@@ -9,9 +9,11 @@ tokenizer, with `trust_remote_code=False`.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ptb_gym.envs.task import Harness, Task
-from ptb_gym.errors import IntegrityError, ToolError
+from ptb_gym.errors import ToolError
+from ptb_gym.integrity import IntegrityViolation
 
 if TYPE_CHECKING:
     import torch
@@ -75,17 +78,26 @@ def resolve_device(device: str) -> str:
 def check_checkpoint(path: Path, base_dir: Path) -> str:
     """Check a checkpoint directory without loading it; returns 'full' or 'adapter'.
 
-    Raises ToolError for what the agent can fix (a missing directory or weights) and IntegrityError for a
-    pickle file or an architecture that is not the base model's.
+    Raises ToolError for what the agent can fix (a missing directory or weights) and IntegrityViolation (an
+    IntegrityError naming the check: `checkpoint` or `lineage`) for a pickle file or an architecture that is
+    not the base model's.
     """
     if not path.is_dir():
         raise ToolError(f"{path.name!r} is not a directory: a checkpoint is a directory saved with save_pretrained().")
-    pickles = sorted(p.name for p in path.rglob("*") if p.suffix in PICKLE_SUFFIXES)
+    trusted = path.resolve() == base_dir.resolve()  # the env's own base model (an HF cache snapshot has links)
+    pickles = [] if trusted else sorted(p.name for p in path.rglob("*") if p.suffix in PICKLE_SUFFIXES)
     if pickles:
-        raise IntegrityError(
+        raise IntegrityViolation(
+            "checkpoint",
             f"the checkpoint contains pickle files ({', '.join(pickles[:3])}), which can run code when loaded; "
-            "they are never loaded. Save with save_pretrained(..., safe_serialization=True) and remove them."
+            "they are never loaded. Save with save_pretrained(..., safe_serialization=True) and remove them.",
+            {"pickle_files": pickles[:10]},
         )
+    # The env process reads these files: a link could make it read (and echo) a file outside the workspace.
+    links = [] if trusted else sorted(p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_symlink())
+    if links:
+        raise ToolError(f"{path.name}/ contains links ({', '.join(links[:3])}); a checkpoint must hold its own "
+                        "files: copy them in instead.")
     if (path / "adapter_config.json").exists():
         if not (path / "adapter_model.safetensors").exists():
             raise ToolError(f"{path.name}/ has adapter_config.json but no adapter_model.safetensors.")
@@ -97,14 +109,22 @@ def check_checkpoint(path: Path, base_dir: Path) -> str:
         )
     config_path = path / "config.json"
     if config_path.exists():
-        claimed, base = json.loads(config_path.read_text()), json.loads((base_dir / "config.json").read_text())
+        try:
+            claimed = json.loads(config_path.read_text())
+        except (ValueError, UnicodeDecodeError) as error:
+            raise ToolError(f"{path.name}/config.json is not valid JSON ({error}).") from None
+        if not isinstance(claimed, dict):
+            raise ToolError(f"{path.name}/config.json is not a JSON object.")
+        base = json.loads((base_dir / "config.json").read_text())
         changed = [f for f in ARCHITECTURE_FIELDS if f in base and claimed.get(f, base[f]) != base[f]]
         if changed or claimed.get("architectures", base.get("architectures")) != base.get("architectures"):
             fields = changed or ["architectures"]
-            raise IntegrityError(
+            raise IntegrityViolation(
+                "lineage",
                 f"the checkpoint's config.json changes the base model's architecture ({', '.join(fields)}: "
                 f"{[claimed.get(f) for f in fields]} instead of {[base.get(f) for f in fields]}); "
-                "a submission must be the base model post-trained, with its architecture."
+                "a submission must be the base model post-trained, with its architecture.",
+                {"config_fields": {f: {"submitted": claimed.get(f), "base": base.get(f)} for f in fields}},
             )
     return "full"
 
@@ -120,13 +140,23 @@ def load_model(path: Path, base_dir: Path, device: str = "cpu") -> torch.nn.Modu
         from peft import PeftModel
 
         base = AutoModelForCausalLM.from_pretrained(base_dir, trust_remote_code=False, dtype=torch.float32)
-        model = PeftModel.from_pretrained(base, path, is_trainable=False).merge_and_unload()
+        try:
+            model = PeftModel.from_pretrained(base, path, is_trainable=False).merge_and_unload()
+        except MemoryError:
+            raise
+        except Exception as error:  # noqa: BLE001 - the agent's adapter files, not the env, are at fault
+            raise ToolError(f"the adapter in {path.name}/ could not be loaded and merged "
+                            f"({type(error).__name__}: {error}); save a LoRA adapter with save_pretrained()") from None
     else:
         config = AutoConfig.from_pretrained(base_dir, trust_remote_code=False)
         model = AutoModelForCausalLM.from_config(config, trust_remote_code=False, dtype=torch.float32)
         state: dict[str, torch.Tensor] = {}
         for shard in sorted(path.glob("*.safetensors")):
-            state.update(load_file(shard))
+            try:
+                state.update(load_file(shard))
+            except Exception as error:  # noqa: BLE001 - a corrupt or foreign file is the agent's to fix
+                raise ToolError(f"{path.name}/{shard.name} is not a readable safetensors file "
+                                f"({type(error).__name__}: {error})") from None
         expected = model.state_dict()
         wrong = {k: (tuple(v.shape), tuple(expected[k].shape)) for k, v in state.items()
                  if k in expected and v.shape != expected[k].shape}
@@ -134,7 +164,10 @@ def load_model(path: Path, base_dir: Path, device: str = "cpu") -> torch.nn.Modu
         missing = sorted(set(expected) - set(state) - _tied_keys(model))
         if wrong or unexpected or missing:
             detail = wrong or unexpected[:3] or missing[:3]
-            raise IntegrityError(f"the checkpoint's weights do not fit the base model's architecture: {detail}")
+            raise IntegrityViolation(
+                "lineage", f"the checkpoint's weights do not fit the base model's architecture: {detail}",
+                {"wrong_shapes": {k: [list(a), list(b)] for k, (a, b) in list(wrong.items())[:10]},
+                 "unexpected": unexpected[:10], "missing": missing[:10]})
         model.load_state_dict(state, strict=False)
         model.tie_weights()
     return model.to(device).eval()
@@ -152,26 +185,150 @@ def load_tokenizer(base_dir: Path):
 
 def generate(model, tokenizer, prompts: Sequence[str], *, max_new_tokens: int, batch_size: int = 64,
              progress: Callable[[int], None] | None = None) -> list[str]:
-    """Greedy completions of `prompts`, batched by length to waste little compute on padding."""
+    """Greedy completions of `prompts`: for each prompt, the text that `model.generate(do_sample=False)` gives
+    for it alone (up to float rounding), computed in batches.
+
+    Where evaluation spends its time (benchmarks/eval_throughput.py measures it): prompts are batched by length,
+    so that little compute goes to padding; the token prefix that every prompt shares (the few-shot examples)
+    goes through the model once, and each batch starts from a copy of its key/value cache; and rows that have
+    written the end-of-sequence token leave the batch, so that a batch does not run at full width until its
+    longest completion ends.
+    """
     import torch
 
-    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
-    completions: list[str] = [""] * len(prompts)
+    if not prompts:
+        return []
     device = next(model.parameters()).device
-    with torch.inference_mode():
+    ids = tokenizer(list(prompts))["input_ids"]
+    prefix = _shared_prefix(ids)
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+    completions: list[str] = [""] * len(prompts)
+    with torch.inference_mode(), _cpu_threads(model, device):
+        prefix_cache = _prefill(model, prefix, device) if prefix else None
         for start in range(0, len(order), batch_size):
             batch = order[start : start + batch_size]
-            inputs = tokenizer([prompts[i] for i in batch], return_tensors="pt", padding=True).to(device)
-            output = model.generate(
-                **inputs, max_new_tokens=max_new_tokens, do_sample=False,
-                pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-            )
-            texts = tokenizer.batch_decode(output[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
-            for i, text in zip(batch, texts):
+            new_tokens = _greedy_batch(model, [ids[i][len(prefix):] for i in batch], prefix_cache, len(prefix),
+                                       max_new_tokens, tokenizer.eos_token_id, tokenizer.pad_token_id, device)
+            for i, text in zip(batch, tokenizer.batch_decode(new_tokens, skip_special_tokens=True)):
                 completions[i] = text
             if progress:
                 progress(len(batch))
     return completions
+
+
+# A shorter shared prefix is not worth its own forward pass and a cache copy per batch.
+_MIN_SHARED_PREFIX = 16
+# Finished rows leave a batch once they are this share of it (each removal copies the cache).
+_DROP_FINISHED_SHARE = 0.125
+# Under this many parameters a CPU forward pass is a string of matrix products too small for a second thread to
+# pay for its synchronisation; and when other processes share the cores, OpenMP threads that spin-wait for each
+# other made generation 4 to 20 times slower (2 cores, benchmarks/eval_throughput.py). Such models run on one.
+_SINGLE_THREAD_MAX_PARAMS = 20_000_000
+
+
+def _shared_prefix(ids: list[list[int]]) -> list[int]:
+    """The token prefix common to all prompts, leaving at least one token of each prompt after it."""
+    first, shortest = ids[0], min(len(x) for x in ids)
+    length = 0
+    while length < shortest - 1 and all(x[length] == first[length] for x in ids):
+        length += 1
+    return first[:length] if length >= _MIN_SHARED_PREFIX else []
+
+
+def _forward(model, cache, **inputs):
+    """The next-token logits of the last position, with `cache` extended in place."""
+    return model(**inputs, use_cache=True, logits_to_keep=1, **{_cache_argument(type(model)): cache}).logits[:, -1, :]
+
+
+@functools.lru_cache(maxsize=None)
+def _cache_argument(model_class: type) -> str:
+    # transformers 5.2x renamed the forward's `past_key_values` to `cache` (the old name warns until 5.40).
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(model_class.forward).parameters else "past_key_values"
+
+
+def _new_cache(model):
+    from transformers import DynamicCache
+
+    try:
+        return DynamicCache(config=model.config)  # sliding-window layers (Gemma 3, ...) keep only their window
+    except TypeError:
+        return DynamicCache()
+
+
+def _prefill(model, prefix: list[int], device):
+    import torch
+
+    cache = _new_cache(model)
+    _forward(model, cache, input_ids=torch.tensor([prefix], device=device))
+    return cache
+
+
+def _greedy_batch(model, suffixes: list[list[int]], prefix_cache, prefix_len: int, max_new_tokens: int,
+                  eos_id: int | None, pad_id: int | None, device) -> list[list[int]]:
+    """Greedy decoding of one batch of prompts (each the shared prefix and then its suffix). Returns each row's
+    new tokens up to and including the end-of-sequence token, as `model.generate` writes them."""
+    import copy
+
+    import torch
+
+    rows, width = len(suffixes), max(len(s) for s in suffixes)
+    pad = pad_id if pad_id is not None else (eos_id if eos_id is not None else 0)
+    # Each suffix is padded on the left, between the prefix and itself: the attention mask hides the pads and
+    # the positions skip them, so that every row sees exactly its own prompt.
+    input_ids = torch.full((rows, width), pad, dtype=torch.long)
+    suffix_mask = torch.zeros((rows, width), dtype=torch.long)
+    for row, suffix in enumerate(suffixes):
+        input_ids[row, width - len(suffix):] = torch.tensor(suffix)
+        suffix_mask[row, width - len(suffix):] = 1
+    attention_mask = torch.cat([torch.ones((rows, prefix_len), dtype=torch.long), suffix_mask], dim=1).to(device)
+    position_ids = (prefix_len + suffix_mask.cumsum(-1) - 1).clamp(min=0).to(device)
+    input_ids = input_ids.to(device)
+    if prefix_cache is not None:
+        cache = copy.deepcopy(prefix_cache)
+        cache.batch_repeat_interleave(rows)
+    else:
+        cache = _new_cache(model)
+
+    generated: list[list[int]] = [[] for _ in range(rows)]
+    active = list(range(rows))  # the rows still in the batch, as indices into `generated`
+    done = [False] * rows  # per row of the batch: has it written the end-of-sequence token?
+    next_position = position_ids[:, -1:] + 1
+    for step in range(max_new_tokens):
+        next_tokens = _forward(model, cache, input_ids=input_ids, attention_mask=attention_mask,
+                               position_ids=position_ids).argmax(dim=-1)
+        for slot, token in enumerate(next_tokens.tolist()):
+            if not done[slot]:
+                generated[active[slot]].append(token)
+                done[slot] = token == eos_id
+        if all(done) or step + 1 == max_new_tokens:
+            break
+        if sum(done) >= _DROP_FINISHED_SHARE * len(done):
+            slots = [slot for slot, finished in enumerate(done) if not finished]
+            keep = torch.tensor(slots, device=device)
+            cache.batch_select_indices(keep)
+            active, done = [active[slot] for slot in slots], [False] * len(slots)
+            attention_mask, next_tokens, next_position = attention_mask[keep], next_tokens[keep], next_position[keep]
+        attention_mask = torch.cat([attention_mask, attention_mask.new_ones((len(active), 1))], dim=1)
+        input_ids, position_ids, next_position = next_tokens[:, None], next_position, next_position + 1
+    return generated
+
+
+@contextmanager
+def _cpu_threads(model, device):
+    """One torch thread while a small model runs on the CPU (see _SINGLE_THREAD_MAX_PARAMS); restored after."""
+    import torch
+
+    if device.type != "cpu" or sum(p.numel() for p in model.parameters()) >= _SINGLE_THREAD_MAX_PARAMS:
+        yield
+        return
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved)
 
 
 def evaluate_model(model, tokenizer, task: Task, items: Sequence[dict[str, Any]],

@@ -5,6 +5,11 @@ workspace (`logs/<job id>.log`), and is metered by the budget while it runs. A w
 that pass their deadline (the budget left when they were launched), so nothing runs past the budget even
 when the agent does not call `step`. `close()` kills every job and waits for it, so no process outlives
 the episode.
+
+The env process writes and reads the logs, and the agent can plant links in the workspace: a log is created
+without following links (`Workspace.create_file`), and the env reads it back through the descriptor it
+opened (`Job.log_path` is `/proc/self/fd/N`), so replacing `logs/job-1.log` by a link to a file outside the
+workspace makes the env neither write nor show that file.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import signal
 import subprocess
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +28,7 @@ from typing import Any
 from ptb_gym.budget import Budget
 from ptb_gym.errors import ToolError, did_you_mean
 from ptb_gym.sandbox import Sandbox
+from ptb_gym.workspace import Workspace
 
 # Lines a job prints as `PTB_METRICS {"step": 10, "loss": 1.2, ...}` are parsed into its metrics.
 METRICS_PREFIX = "PTB_METRICS "
@@ -80,7 +87,7 @@ class Job:
 class JobManager:
     """Starts, watches and kills the background jobs of one episode."""
 
-    def __init__(self, workspace: Path, sandbox: Sandbox, budget: Budget):
+    def __init__(self, workspace: Workspace, sandbox: Sandbox, budget: Budget):
         self.workspace = workspace
         self.sandbox = sandbox
         self.budget = budget
@@ -95,14 +102,17 @@ class JobManager:
         if remaining <= 0:
             raise ToolError("No budget left to launch a job. Submit your best model with submit().")
         job_id = f"job-{len(self.jobs) + 1}"
-        log_dir = self.workspace / "logs"
-        log_dir.mkdir(exist_ok=True)
-        log_path = log_dir / f"{job_id}.log"
-        with open(log_path, "wb") as log:
-            process = self.sandbox.spawn(argv, self.workspace, stdout=log, stderr=subprocess.STDOUT)
+        log_fd = self.workspace.create_file("logs", f"{job_id}.log")
+        try:
+            with open(os.dup(log_fd), "wb") as log:
+                process = self.sandbox.spawn(argv, self.workspace.root, stdout=log, stderr=subprocess.STDOUT)
+        except BaseException:
+            os.close(log_fd)
+            raise
         now = time.monotonic()
-        job = Job(job_id, argv, kind, log_path, process, now, now + remaining, self.budget.open(),
-                  {"log_name": f"logs/{job_id}.log", **(meta or {})})
+        job = Job(job_id, argv, kind, Path(f"/proc/self/fd/{log_fd}"), process, now, now + remaining,
+                  self.budget.open(), {"log_name": f"logs/{job_id}.log", **(meta or {})})
+        weakref.finalize(job, os.close, log_fd)
         with self._lock:
             self.jobs[job_id] = job
         return job
@@ -152,16 +162,19 @@ class JobManager:
         return [job for job in self.jobs.values() if job.running]
 
     def close(self) -> None:
-        """Kill every job and reap it. Idempotent."""
+        """Kill every job and reap it, and whatever else the episode's commands left running. Idempotent."""
         self._closed.set()
         with self._lock:
             for job in self.jobs.values():
                 if job.running:
                     self._terminate(job)
                     self._finish(job, "killed", job.process.returncode)
+        self.sandbox.close()  # processes that left their group (setsid, double fork) die here too
 
     def _finish(self, job: Job, state: str, code: int | None) -> None:
         job.state, job.exit_code, job.ended_at = state, code, time.monotonic()
+        if state == "failed" and self.sandbox.stopped_reason:
+            job.meta["stopped_by_sandbox"] = self.sandbox.stopped_reason
         self.budget.close(job.budget_handle)
 
     @staticmethod

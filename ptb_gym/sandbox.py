@@ -1,33 +1,74 @@
-"""Where agent commands run.
+"""Where agent commands run, and what they can and cannot do there.
 
-`BubblewrapSandbox` runs each command in fresh Linux namespaces (bubblewrap, Debian package `bubblewrap`):
-no network, its own PID namespace (so every process it starts dies with it), the workspace the only writable
-place, the Python installation read-only, a private /tmp, and only the system directories a Python program
-needs. Resource limits (file size, open files, address space) are set with rlimits.
+`BubblewrapSandbox` (the default where it works) runs each command (`run`, `launch`, training jobs) in fresh
+Linux namespaces through bubblewrap (Debian package `bubblewrap`):
 
-It does not protect against kernel exploits, nor does it limit CPU time or memory beyond the rlimits: it
-keeps an agent from reading what it must not (the evaluation process's data lives elsewhere), from writing
-outside its workspace, from reaching the network and from leaving processes behind.
+- **File system**: an empty root with, read-only, the system directories a program needs (`/usr` and the
+  `/bin`, `/lib` links), a short list of `/etc` files (no `pip.conf`, `.npmrc` or shadow files: they can hold
+  credentials), the Python installation (interpreter, standard library, site-packages) and, of ptb-gym
+  itself, only the modules the training recipe imports (`python -m ptb_gym.training`). The task packages
+  (`ptb_gym.envs`: the hidden test split's generator, the recorded scores, the embedded base model),
+  the agent tools, the scoring and integrity code, the repository around an editable install, other
+  episodes' workspaces, recordings and home directories are not there at all. The workspace is the one
+  writable place; `/tmp` and `/dev/shm` are private and empty.
+- **Identity**: a user namespace with uid 1000 and no capabilities; nested user namespaces are disabled.
+- **Processes**: its own PID namespace, so `/proc` shows only the sandbox's processes (never the env's
+  memory or environment), and everything a command starts - double forks, `setsid`, `nohup` included -
+  dies with the command: a `run` leaves nothing behind, and killing a job kills all of it.
+- **Network**: its own network namespace with only a loopback device: no internet, no host ports, no
+  abstract Unix sockets of the host.
 
-`SubprocessSandbox` runs commands as plain subprocesses of the env, for trusted agents on machines without
-bubblewrap; it warns when chosen.
+Resource limits, for both backends (`limits()` says which hold on this machine):
+
+- **Processes and memory**: a cgroup per episode (cgroup v2, or the v1 `pids` and `memory` controllers)
+  when this process may create one (root, or a delegated subtree): `pids.max` bounds the tasks (threads
+  count) of the whole episode, the memory limit its RAM (the kernel's OOM killer then stops the agent's
+  processes, not the env). Without a cgroup: RLIMIT_NPROC when not running as root (root ignores it, and
+  bubblewrap maps the sandbox's uid to ours) and RLIMIT_AS when no GPU is present (CUDA reserves huge
+  address ranges).
+- **Files**: RLIMIT_FSIZE bounds every file written, RLIMIT_NOFILE the open files, no core dumps; a guard
+  thread kills the episode's processes when the workspace's file system has less than
+  `min_free_disk_bytes` left (a disk filled with many files below the size limit).
+- **Time**: `run` has a timeout; background jobs die at the end of the budget (see `jobs.py`).
+
+What it does not protect against: kernel exploits (namespaces and cgroups are a kernel boundary; there is
+no seccomp filter, no VM); CPU time and GPU memory beyond the time limits; side channels; what the env
+process itself reads from the workspace (tools resolve paths and refuse links that leave it); the total
+disk space of an episode (only the free-space floor); an agent that reads the files it is given
+(the base model, the train and dev splits) - which is the point.
+
+`SubprocessSandbox` runs commands as plain subprocesses of the env with the same resource limits but no
+isolation at all, for trusted agents on machines without bubblewrap; it warns when chosen.
 """
 
 from __future__ import annotations
 
+import ast
+import atexit
 import functools
+import glob
+import itertools
+import logging
 import os
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 import sysconfig
+import tempfile
+import threading
+import time
 import warnings
+import weakref
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from ptb_gym.errors import ConfigError
+
+logger = logging.getLogger("ptb_gym")
 
 # Variables every agent process gets: offline Hugging Face libraries, unbuffered Python, no telemetry.
 _BASE_ENV = {
@@ -42,18 +83,58 @@ _BASE_ENV = {
 }
 _PASSED_THROUGH = ("PATH", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "CUDA_VISIBLE_DEVICES", "OPENBLAS_CORETYPE",
                    "OPENBLAS_L2_SIZE", "LD_LIBRARY_PATH", "PYTHONPATH")
-_MAX_FILE_BYTES = 4 * 1024**3
-_MAX_OPEN_FILES = 4096
 
+# The identity inside the sandbox (mapped onto the env's own uid outside: files it writes are the env's).
+SANDBOX_UID = 1000
+SANDBOX_USER = "agent"
+# /etc files a Python program and bash need. Not /etc wholesale: pip.conf, .npmrc, gitconfig or the shadow
+# files can hold credentials, and none of it is the agent's business.
+_ETC_FILES = (
+    "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "alternatives", "ssl", "ca-certificates", "ca-certificates.conf",
+    "nsswitch.conf", "hosts", "host.conf", "gai.conf", "localtime", "timezone", "os-release", "mime.types",
+    "bash.bashrc", "inputrc", "protocols", "services", "magic", "locale.alias", "fonts",
+)
+# Linux's "merged /usr" links, or directories on older systems.
+_SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+# Top-level pieces of the ptb_gym package that are never shown to the agent (in a wheel install they sit
+# under the bound site-packages; in an editable install they live elsewhere and are simply not bound).
+_HIDDEN_SUBPACKAGES = ("envs", "tools", "baselines")
+# Modules of ptb_gym the sandbox needs: these and what they import from ptb_gym (found by `_core_modules`).
+_SANDBOX_ENTRY_MODULES = ("__init__", "training")
+
+
+@dataclass(frozen=True)
+class SandboxLimits:
+    """Resource limits of an episode's agent processes."""
+
+    memory_bytes: int | None = None
+    """RAM of all the episode's processes together (cgroup); None: three quarters of this machine's."""
+    max_processes: int = 4096
+    """Tasks (processes and threads) of the episode together (cgroup `pids.max`; RLIMIT_NPROC as fallback)."""
+    max_file_bytes: int = 4 * 1024**3
+    """Largest file a command may write (RLIMIT_FSIZE); a full-tier checkpoint shard must fit."""
+    max_open_files: int = 4096
+    """Open file descriptors per process (RLIMIT_NOFILE)."""
+    min_free_disk_bytes: int = 512 * 1024**2
+    """The episode's processes are killed when the workspace's file system has less free space than this."""
 
 
 class Sandbox:
-    """Runs agent commands inside a workspace."""
+    """Runs agent commands inside a workspace, under resource limits."""
 
     name = "none"
 
-    def __init__(self, extra_env: Mapping[str, str] | None = None):
+    def __init__(self, extra_env: Mapping[str, str] | None = None, limits: SandboxLimits | None = None):
         self.extra_env = dict(extra_env or {})
+        self.limits = limits or SandboxLimits()
+        self.stopped_reason: str | None = None
+        """Why the guard killed the episode's processes (the disk filled up), or None."""
+        self._cgroup: _Cgroup | None = None
+        self._processes: list[subprocess.Popen] = []
+        self._guard: threading.Thread | None = None
+        self._closed = threading.Event()
+        self._lock = threading.Lock()
+        self._workspace: Path | None = None
 
     def wrap(self, argv: list[str], workspace: Path) -> list[str]:
         return argv
@@ -72,67 +153,184 @@ class Sandbox:
         stderr: int | IO[Any] | None = subprocess.STDOUT,
     ) -> subprocess.Popen:
         """Start `argv` in the workspace, in its own process group (so `kill` reaches all it started)."""
-        (workspace / ".tmp").mkdir(exist_ok=True)
-        return subprocess.Popen(
-            self.wrap(argv, workspace),
-            cwd=workspace,
-            env=self.environment(workspace),
-            stdin=subprocess.DEVNULL,
-            stdout=stdout,
-            stderr=stderr,
-            start_new_session=True,
-            preexec_fn=_apply_limits,
-        )
+        try:
+            (workspace / ".tmp").mkdir()
+        except OSError:
+            pass  # there already, or something the agent put there: TMPDIR is only its own business
+        with self._lock:
+            self._closed.clear()
+            self._workspace = workspace
+            if self._cgroup is None:
+                self._cgroup = _Cgroup.create()
+            if self._cgroup is not None:
+                self._cgroup.apply(self.limits)
+            procs_files = self._cgroup.procs_files if self._cgroup else ()
+            process = subprocess.Popen(
+                self.wrap(argv, workspace),
+                cwd=workspace,
+                env=self.environment(workspace),
+                stdin=subprocess.DEVNULL,
+                stdout=stdout,
+                stderr=stderr,
+                start_new_session=True,
+                preexec_fn=functools.partial(_enter_limits, self._rlimits(), procs_files),
+            )
+            self._processes = [p for p in self._processes if p.poll() is None] + [process]
+            if self._guard is None or not self._guard.is_alive():
+                self._guard = threading.Thread(target=self._watch, name="ptb-gym-sandbox", daemon=True)
+                self._guard.start()
+        return process
+
+    def close(self) -> None:
+        """Kill every process this sandbox started (escaped ones too, where a cgroup holds them), free the
+        cgroup and stop the guard. Idempotent; a later `spawn` starts afresh."""
+        self._closed.set()
+        with self._lock:
+            self._kill_all()
+            for process in self._processes:
+                try:
+                    process.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    logger.warning("sandbox process %d did not exit after SIGKILL", process.pid)
+            self._processes = []
+            if self._cgroup is not None:
+                self._cgroup.remove()
+                self._cgroup = None
+
+    def limits_in_force(self) -> dict[str, str]:
+        """What bounds the episode's processes on this machine, in words (for logs, reports and tests)."""
+        cgroup = self._cgroup or _Cgroup.probe()
+        limits = self.limits
+        memory = limits.memory_bytes or _default_memory_bytes()
+        if cgroup and cgroup.has("pids"):
+            processes = f"cgroup pids.max {limits.max_processes} for the episode"
+        elif os.geteuid() != 0:
+            processes = f"RLIMIT_NPROC: this user's tasks + {limits.max_processes}"
+        else:
+            processes = "none (root ignores RLIMIT_NPROC, and no cgroup could be created)"
+        if cgroup and cgroup.has("memory"):
+            ram = f"cgroup memory limit {_gib(memory)} for the episode"
+        elif not _has_gpu():
+            ram = f"RLIMIT_AS {_gib(memory)} per process"
+        else:
+            ram = "none (a GPU is present and no cgroup could be created)"
+        return {
+            "isolation": self.isolation,
+            "processes": processes,
+            "memory": ram,
+            "file_size": f"RLIMIT_FSIZE {_gib(limits.max_file_bytes)}",
+            "open_files": f"RLIMIT_NOFILE {limits.max_open_files}",
+            "disk": f"processes killed below {_gib(limits.min_free_disk_bytes)} free",
+            "kill_all": "cgroup" if cgroup else ("PID namespace" if self.name == "bwrap" else "process group only"),
+        }
+
+    isolation = "none: plain subprocesses of the env"
+
+    # ------------------------------------------------------------------------------------------ internals
+
+    def _rlimits(self) -> list[tuple[int, int]]:
+        limits = self.limits
+        values = [(resource.RLIMIT_FSIZE, limits.max_file_bytes), (resource.RLIMIT_CORE, 0)]
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        values.append((resource.RLIMIT_NOFILE, min(limits.max_open_files, hard)
+                       if hard != resource.RLIM_INFINITY else limits.max_open_files))
+        cgroup = self._cgroup
+        if not (cgroup and cgroup.has("pids")) and os.geteuid() != 0:
+            # Per user, not per episode: allow what this user runs already plus the episode's own.
+            values.append((resource.RLIMIT_NPROC, _user_tasks() + limits.max_processes))
+        if not (cgroup and cgroup.has("memory")) and not _has_gpu():
+            values.append((resource.RLIMIT_AS, limits.memory_bytes or _default_memory_bytes()))
+        return values
+
+    def _kill_all(self) -> None:
+        for process in self._processes:
+            if process.poll() is None:
+                try:
+                    os.killpg(process.pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+        if self._cgroup is not None:
+            self._cgroup.kill()
+
+    def _watch(self) -> None:
+        """Kill the episode's processes when the disk is about to fill up."""
+        while not self._closed.wait(0.5):
+            with self._lock:
+                alive = [p for p in self._processes if p.poll() is None]
+                workspace = self._workspace
+                if not alive or workspace is None:
+                    continue
+                try:
+                    stats = os.statvfs(workspace)
+                except OSError:
+                    continue
+                free = stats.f_bavail * stats.f_frsize
+                if free < self.limits.min_free_disk_bytes:
+                    self.stopped_reason = (f"the disk is almost full ({_gib(free)} free, the floor is "
+                                           f"{_gib(self.limits.min_free_disk_bytes)}): every running process "
+                                           "of the episode was killed; delete files you do not need")
+                    logger.warning("ptb-gym sandbox: %s", self.stopped_reason)
+                    self._kill_all()
 
 
 class SubprocessSandbox(Sandbox):
-    """Plain subprocesses: no isolation at all. For trusted agents only."""
+    """Plain subprocesses: resource limits, but no isolation at all. For trusted agents only."""
 
     name = "none"
 
-    def __init__(self, extra_env: Mapping[str, str] | None = None, *, quiet: bool = False):
-        super().__init__(extra_env)
+    def __init__(self, extra_env: Mapping[str, str] | None = None, limits: SandboxLimits | None = None, *,
+                 quiet: bool = False):
+        super().__init__(extra_env, limits)
         if not quiet:
             warnings.warn(
                 "ptb-gym runs agent commands WITHOUT a sandbox (sandbox='none'): they can read and write "
-                "anything this process can, including outside the workspace. Use it only for trusted agents; "
-                "install bubblewrap (apt-get install bubblewrap) for the isolated default.",
+                "anything this process can, including outside the workspace and the hidden test data's "
+                "generator, and reach the network. Use it only for trusted agents; install bubblewrap "
+                "(apt-get install bubblewrap) for the isolated default.",
                 stacklevel=3,
             )
 
 
 class BubblewrapSandbox(Sandbox):
-    """Linux namespaces through bubblewrap: no network, read-only system, the workspace writable."""
+    """Linux namespaces through bubblewrap: nothing but the workspace writable, no network, own PIDs."""
 
     name = "bwrap"
+    isolation = "bubblewrap: own mount, PID, network, IPC, UTS, user and cgroup namespaces"
 
-    def __init__(self, extra_env: Mapping[str, str] | None = None, readonly_paths: list[Path] | None = None):
-        super().__init__(extra_env)
+    def __init__(self, extra_env: Mapping[str, str] | None = None, limits: SandboxLimits | None = None,
+                 readonly_paths: list[Path] | None = None):
+        super().__init__(extra_env, limits)
         if not bubblewrap_works():
             raise ConfigError(
                 "sandbox='bwrap' was asked for but bubblewrap does not work here "
                 f"({_bwrap_failure() or 'bwrap not found'}). Install it with `apt-get install bubblewrap`, "
                 "or pass sandbox='none' for trusted agents."
             )
-        self.readonly_paths = sorted({*_python_paths(), *(readonly_paths or [])})
+        self.readonly_paths = [Path(p) for p in readonly_paths or []]
+        self._mounts = _static_mounts() + [a for p in self.readonly_paths for a in ("--ro-bind", str(p), str(p))]
+
+    def environment(self, workspace: Path) -> dict[str, str]:
+        env = super().environment(workspace)
+        # The env's PATH names directories the sandbox does not have (pyenv shims, ~/.local/bin).
+        env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), "/usr/local/bin", "/usr/bin", "/bin"])
+        env.update(USER=SANDBOX_USER, LOGNAME=SANDBOX_USER)
+        return env
 
     def wrap(self, argv: list[str], workspace: Path) -> list[str]:
-        args = ["bwrap", "--die-with-parent", "--unshare-all", "--new-session", "--cap-drop", "ALL"]
-        for system_dir in ("/usr", "/bin", "/sbin", "/lib", "/lib64", "/etc"):
-            args += ["--ro-bind-try", system_dir, system_dir]
-        for path in self.readonly_paths:
-            args += ["--ro-bind-try", str(path), str(path)]
-        args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
-        args += ["--bind", str(workspace), str(workspace), "--chdir", str(workspace)]
+        args = ["bwrap", "--die-with-parent", "--unshare-all", "--unshare-user", *_bwrap_userns_flags(),
+                "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID), "--hostname", "sandbox",
+                "--new-session", "--cap-drop", "ALL", *self._mounts,
+                "--bind", str(workspace), str(workspace), "--remount-ro", "/", "--chdir", str(workspace)]
         return [*args, "--", *argv]
 
 
-def make_sandbox(kind: str, extra_env: Mapping[str, str] | None = None) -> Sandbox:
+def make_sandbox(kind: str, extra_env: Mapping[str, str] | None = None,
+                 limits: SandboxLimits | None = None) -> Sandbox:
     """The sandbox for an env's `sandbox` option: `auto` is bubblewrap when it works, else plain subprocesses."""
     if kind == "bwrap" or (kind == "auto" and bubblewrap_works()):
-        return BubblewrapSandbox(extra_env)
+        return BubblewrapSandbox(extra_env, limits)
     if kind in ("none", "auto"):
-        return SubprocessSandbox(extra_env)
+        return SubprocessSandbox(extra_env, limits)
     raise ConfigError(f"Unknown sandbox {kind!r}: use 'auto', 'bwrap' or 'none'.")
 
 
@@ -147,29 +345,334 @@ def _bwrap_failure() -> str | None:
     if shutil.which("bwrap") is None:
         return None
     probe = subprocess.run(
-        ["bwrap", "--unshare-all", "--die-with-parent", "--ro-bind", "/", "/", "true"],
+        ["bwrap", "--unshare-all", "--unshare-user", *_bwrap_userns_flags(), "--uid", str(SANDBOX_UID),
+         "--die-with-parent", "--cap-drop", "ALL", "--ro-bind", "/", "/", "true"],
         capture_output=True, text=True, timeout=30,
     )
     return "" if probe.returncode == 0 else probe.stderr.strip() or f"exit code {probe.returncode}"
 
 
-def _python_paths() -> set[Path]:
-    """The Python installation and the directories ptb_gym is imported from (editable installs included)."""
-    paths = {Path(sys.prefix), Path(sys.base_prefix), Path(sys.executable).resolve().parent.parent}
+@functools.cache
+def _bwrap_userns_flags() -> tuple[str, ...]:
+    """`--disable-userns` (bubblewrap 0.8+) where it works: no nested user namespaces, which would hand the
+    agent capabilities over its own namespaces and a larger kernel attack surface."""
+    if shutil.which("bwrap") is None:
+        return ()
+    probe = subprocess.run(["bwrap", "--unshare-user", "--disable-userns", "--ro-bind", "/", "/", "true"],
+                           capture_output=True, timeout=30)
+    return ("--disable-userns",) if probe.returncode == 0 else ()
+
+
+# ---------------------------------------------------------------------------------------- the file system
+
+@functools.cache
+def _static_mounts() -> list[str]:
+    """bubblewrap arguments for everything but the workspace, the same for every command of this process."""
+    args: list[str] = []
+    for path in _SYSTEM_DIRS:
+        if os.path.islink(path):
+            args += ["--symlink", os.readlink(path), path]
+        elif os.path.isdir(path):
+            args += ["--ro-bind", path, path]
+    for name in _ETC_FILES:
+        args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
+    etc = _sandbox_etc()
+    args += ["--ro-bind", str(etc / "passwd"), "/etc/passwd", "--ro-bind", str(etc / "group"), "/etc/group"]
+    prefixes = _python_prefixes()
+    for prefix in prefixes:
+        args += ["--ro-bind", str(prefix), str(prefix)]
+    # ptb_gym itself: an empty directory with only the modules training needs. In a wheel install this hides
+    # site-packages/ptb_gym/{envs,tools,baselines} and the scoring code; in an editable install it binds
+    # single files of the source tree and nothing around them.
+    core_dir, modules = _core_modules()
+    args += ["--tmpfs", str(core_dir)]
+    for module in modules:
+        args += ["--ro-bind", str(module), str(module)]
+    args += ["--remount-ro", str(core_dir)]
+    for hidden in _hidden_dirs(core_dir):
+        if any(_is_under(hidden, prefix) for prefix in prefixes) and not _is_under(hidden, core_dir):
+            args += ["--tmpfs", str(hidden), "--remount-ro", str(hidden)]
+    args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/dev/shm"]
+    gpus = sorted(glob.glob("/dev/nvidia*"))
+    for device in gpus:
+        args += ["--dev-bind", device, device]
+    if gpus:
+        args += ["--ro-bind", "/sys", "/sys"]  # the CUDA driver and NVML read device facts from /sys
+    return args
+
+
+def _python_prefixes() -> list[Path]:
+    """The Python installation(s) in use: interpreter, standard library and site-packages, outermost only."""
+    paths = {Path(sys.prefix), Path(sys.base_prefix), Path(sys.exec_prefix), Path(sys.base_exec_prefix),
+             Path(sys.executable).resolve().parent.parent}
     for key in ("stdlib", "platstdlib", "purelib", "platlib"):
         paths.add(Path(sysconfig.get_paths()[key]))
-    import ptb_gym.envs
-    import ptb_gym.tools
-
-    for module in (sys.modules["ptb_gym"], ptb_gym.envs, ptb_gym.tools):
-        paths.add(Path(module.__file__).resolve().parent)
-    return {path for path in paths if path.exists()}
+    paths = {path.resolve() for path in paths if path.exists()}
+    # /usr is bound already; a prefix under another is covered by it.
+    return sorted(p for p in paths if not _is_under(p, Path("/usr"))
+                  and not any(q != p and _is_under(p, q) for q in paths))
 
 
-def _apply_limits() -> None:
-    """Runs in the child before exec: limits that bound the damage a runaway command can do."""
-    resource.setrlimit(resource.RLIMIT_FSIZE, (_MAX_FILE_BYTES, _MAX_FILE_BYTES))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    limit = min(_MAX_OPEN_FILES, hard) if hard != resource.RLIM_INFINITY else _MAX_OPEN_FILES
-    resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+def _core_modules() -> tuple[Path, list[Path]]:
+    """ptb_gym's directory and the module files the sandbox shows: the entry modules and, transitively,
+    the ptb_gym modules they import (at any depth of the code, since imports inside functions count)."""
+    import ptb_gym
+
+    core = Path(ptb_gym.__file__).resolve().parent
+    needed: set[str] = set()
+    queue = list(_SANDBOX_ENTRY_MODULES)
+    while queue:
+        name = queue.pop()
+        path = core / f"{name}.py"
+        if name in needed or name in _HIDDEN_SUBPACKAGES or not path.is_file():
+            continue
+        needed.add(name)
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom):
+                if node.level == 1 or node.module == "ptb_gym":
+                    queue += [alias.name for alias in node.names]
+                    queue += [node.module.split(".")[0]] if node.level == 1 and node.module else []
+                elif node.module and node.module.startswith("ptb_gym."):
+                    queue.append(node.module.split(".")[1])
+            elif isinstance(node, ast.Import):
+                queue += [a.name.split(".")[1] for a in node.names if a.name.startswith("ptb_gym.")]
+    files = [core / f"{name}.py" for name in sorted(needed)]
+    if (core / "py.typed").exists():
+        files.append(core / "py.typed")
+    return core, files
+
+
+def _hidden_dirs(core: Path) -> list[Path]:
+    """Where the hidden subpackages live (next to the core in a wheel, elsewhere in an editable install)."""
+    dirs = [core / name for name in _HIDDEN_SUBPACKAGES]
+    for name in _HIDDEN_SUBPACKAGES:
+        module = sys.modules.get(f"ptb_gym.{name}")
+        for location in getattr(module, "__path__", []):
+            dirs.append(Path(location).resolve())
+    return dirs
+
+
+@functools.cache
+def _sandbox_etc() -> Path:
+    """A passwd and group naming the sandbox's user, so that `whoami`, `pwd.getpwuid` and friends work."""
+    directory = Path(tempfile.mkdtemp(prefix="ptb-gym-sandbox-etc-"))
+    (directory / "passwd").write_text(f"root:x:0:0::/root:/bin/bash\n{SANDBOX_USER}:x:{SANDBOX_UID}:{SANDBOX_UID}::"
+                                      "/tmp:/bin/bash\nnobody:x:65534:65534::/nonexistent:/usr/sbin/nologin\n")
+    (directory / "group").write_text(f"root:x:0:\n{SANDBOX_USER}:x:{SANDBOX_UID}:\nnogroup:x:65534:\n")
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    return directory
+
+
+def _is_under(path: Path, parent: Path) -> bool:
+    return path == parent or parent in path.parents
+
+
+# ------------------------------------------------------------------------------------------------ limits
+
+def _enter_limits(rlimits: list[tuple[int, int]], procs_files: tuple[str, ...]) -> None:
+    """Runs in the child between fork and exec: join the episode's cgroup, set the rlimits. Only system calls
+    here (no imports, no locks): the parent has threads."""
+    for path in procs_files:
+        fd = os.open(path, os.O_WRONLY)
+        try:
+            os.write(fd, b"0")  # "0" is the writing process itself
+        finally:
+            os.close(fd)
+    for which, value in rlimits:
+        resource.setrlimit(which, (value, value))
+
+
+class _Cgroup:
+    """A cgroup for one episode's processes, created under this process's own: v2, or v1 `pids` + `memory`."""
+
+    _counter = itertools.count()
+    _live: weakref.WeakSet[_Cgroup] = weakref.WeakSet()
+
+    def __init__(self, dirs: dict[str, Path], version: int):
+        self.dirs = dirs  # controller (or "unified") -> directory
+        self.version = version
+        self.procs_files = tuple(str(d / "cgroup.procs") for d in dict.fromkeys(dirs.values()))
+        self.controllers = set(dirs) if version == 1 else set(_read(dirs["unified"] / "cgroup.controllers").split())
+        self._applied: SandboxLimits | None = None
+        _Cgroup._live.add(self)
+
+    def has(self, controller: str) -> bool:
+        return controller in self.controllers
+
+    @classmethod
+    @functools.cache
+    def probe(cls) -> _Cgroup | None:
+        """A throw-away cgroup showing what this machine allows (None: no cgroup can be created)."""
+        cgroup = cls.create()
+        if cgroup is not None:
+            cgroup.remove()
+        return cgroup
+
+    @classmethod
+    def create(cls) -> _Cgroup | None:
+        name = f"ptb-gym-{os.getpid()}-{next(cls._counter)}"
+        try:
+            own = _own_cgroups()
+        except OSError:
+            return None
+        if "" in own and Path("/sys/fs/cgroup/cgroup.controllers").exists():  # v2, unified hierarchy
+            parent = Path("/sys/fs/cgroup") / own[""].lstrip("/")
+            try:
+                # Delegate the controllers to children where the parent allows it (no-op if already there).
+                available = (parent / "cgroup.controllers").read_text().split()
+                wanted = " ".join(f"+{c}" for c in ("pids", "memory") if c in available)
+                if wanted:
+                    try:
+                        (parent / "cgroup.subtree_control").write_text(wanted)
+                    except OSError:
+                        pass
+                cls._sweep(parent)
+                (parent / name).mkdir()
+            except OSError:
+                return None
+            return cls({"unified": parent / name}, 2)
+        dirs = {}
+        for controller in ("pids", "memory"):
+            mount = Path("/sys/fs/cgroup") / controller
+            if controller in own and (mount / "cgroup.procs").exists():
+                directory = mount / own[controller].lstrip("/") / name
+                try:
+                    cls._sweep(directory.parent)
+                    directory.mkdir()
+                    dirs[controller] = directory
+                except OSError:
+                    continue
+        return cls(dirs, 1) if dirs else None
+
+    @staticmethod
+    def _sweep(parent: Path) -> None:
+        """Remove empty cgroups left by env processes that died without cleaning up (SIGKILL, OOM)."""
+        for stale in parent.glob("ptb-gym-*-*"):
+            pid = stale.name.split("-")[2]
+            if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
+                try:
+                    stale.rmdir()
+                except OSError:
+                    pass  # still holds processes, or not ours to remove
+
+    def apply(self, limits: SandboxLimits) -> None:
+        if limits == self._applied:
+            return
+        memory = limits.memory_bytes or _default_memory_bytes()
+        if self.version == 2:
+            base = self.dirs["unified"]
+            writes = [(base / "pids.max", limits.max_processes), (base / "memory.max", memory),
+                      (base / "memory.swap.max", 0)]
+        else:
+            writes = []
+            if "pids" in self.dirs:
+                writes.append((self.dirs["pids"] / "pids.max", limits.max_processes))
+            if "memory" in self.dirs:
+                writes.append((self.dirs["memory"] / "memory.limit_in_bytes", memory))
+                writes.append((self.dirs["memory"] / "memory.memsw.limit_in_bytes", memory))
+        for path, value in writes:
+            try:
+                path.write_text(str(value))
+            except OSError:
+                pass  # a controller this machine does not offer (swap accounting off, ...)
+        self._applied = limits
+
+    def pids(self) -> set[int]:
+        found: set[int] = set()
+        for procs in self.procs_files:
+            try:
+                found.update(int(line) for line in Path(procs).read_text().split())
+            except (OSError, ValueError):
+                pass
+        return found
+
+    def kill(self) -> None:
+        """SIGKILL every process in the cgroup, until none is left (or 5 s pass)."""
+        if self.version == 2:
+            try:
+                (self.dirs["unified"] / "cgroup.kill").write_text("1")
+            except OSError:
+                pass
+        deadline = time.monotonic() + 5
+        while (pids := self.pids() - {os.getpid()}) and time.monotonic() < deadline:
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+            time.sleep(0.01)
+
+    def remove(self) -> None:
+        self.kill()
+        for directory in dict.fromkeys(self.dirs.values()):
+            for _ in range(100):  # killed processes leave the cgroup when their parents have reaped them
+                try:
+                    directory.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.02)
+        _Cgroup._live.discard(self)
+
+
+@atexit.register
+def _remove_leftover_cgroups() -> None:
+    for cgroup in list(_Cgroup._live):
+        cgroup.remove()
+
+
+def _own_cgroups() -> dict[str, str]:
+    """This process's cgroup per v1 controller, and under '' its v2 cgroup."""
+    own: dict[str, str] = {}
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        _, controllers, path = line.split(":", 2)
+        for controller in controllers.split(",") if controllers else [""]:
+            own[controller] = path
+    return own
+
+
+@functools.cache
+def _default_memory_bytes() -> int:
+    """Three quarters of this machine's memory, or of this process's cgroup limit if lower."""
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    try:
+        own = _own_cgroups()
+        for path in (Path("/sys/fs/cgroup/memory") / own.get("memory", "/").lstrip("/") / "memory.limit_in_bytes",
+                     Path("/sys/fs/cgroup") / own.get("", "/").lstrip("/") / "memory.max"):
+            if path.exists():
+                text = path.read_text().strip()
+                if text.isdigit():
+                    total = min(total, int(text))
+    except OSError:
+        pass
+    return total * 3 // 4
+
+
+@functools.cache
+def _has_gpu() -> bool:
+    return bool(glob.glob("/dev/nvidia[0-9]*"))
+
+
+def _user_tasks() -> int:
+    """Tasks (threads) this user runs now: RLIMIT_NPROC counts them all, not only the episode's."""
+    uid, count = os.getuid(), 0
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                if entry.stat().st_uid == uid:
+                    count += len(os.listdir(f"/proc/{entry.name}/task"))
+            except OSError:
+                pass
+    return count
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
+
+
+def _gib(n: float) -> str:
+    return f"{n / 1024**3:.1f} GiB" if n >= 1024**3 else f"{n / 1024**2:.0f} MiB"

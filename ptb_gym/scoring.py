@@ -12,12 +12,17 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
+from ptb_gym import integrity
 from ptb_gym.episode import Episode
 from ptb_gym.errors import IntegrityError, ToolError
 
 logger = logging.getLogger("ptb_gym")
 
 EMBEDDED_MODEL_KEY = "ptb-tiny"
+
+# The evaluation code and the task's data as they are when the env is imported, before any agent acts;
+# verified again before every final evaluation (integrity.check_tampering).
+_SEAL = integrity.seal()
 
 
 @dataclass
@@ -58,29 +63,58 @@ def score_episode(episode: Episode, truncated_by: str | None = None) -> Outcome:
         return finish(0.0, {"kind": "budget", "message": f"{why} before a model was submitted, and there is no "
                                                          "final_model/ in the workspace"})
     facts["checkpoint"] = episode.workspace.relative(checkpoint)
+    facts["integrity"] = checks = {}
+    flags: list[integrity.Flag] = []
     try:
-        report = evaluate_checkpoint(episode, checkpoint)
+        # Cheap checks first: a flagged episode is not evaluated at all (it scores as the base model).
+        flags = integrity_flags(episode, checks)
+        report = None if flags else evaluate_checkpoint(episode, checkpoint, checks)
+    except integrity.IntegrityViolation as violation:
+        flags.append(violation.flag)
     except IntegrityError as error:
-        facts["flags"].append(str(error))
-        return finish(0.0, {"kind": "integrity", "message": str(error)})
+        flags.append(integrity.Flag("checkpoint", str(error)))
     except ToolError as error:
         return finish(0.0, {"kind": "agent", "message": f"the model could not be scored: {error}"})
     except Exception as error:  # noqa: BLE001 - an env failure must be reported as such, never as a plain 0
         logger.exception("final evaluation failed")
         return finish(0.0, {"kind": "infrastructure", "message": f"{type(error).__name__}: {error}",
                             "traceback": traceback.format_exc(limit=5)})
+    if flags:
+        facts["flags"] = [flag.to_dict() for flag in flags]
+        return finish(0.0, {"kind": "integrity", "message": "; ".join(flag.message for flag in flags),
+                            "checks": [flag.check for flag in flags]})
     primary = report[task.primary_harness]
     reward = primary.get("uplift", primary["score"] - primary.get("base", 0.0))
     return finish(float(reward), None, report)
 
 
-def evaluate_checkpoint(episode: Episode, checkpoint) -> dict[str, dict[str, Any]]:
-    """Scores of a checkpoint on the hidden test split under every harness, with base, reference and uplift."""
+def integrity_flags(episode: Episode, checks: dict[str, Any]) -> list[integrity.Flag]:
+    """The checks that need no model: tampering with the evaluation files, test items in the workspace."""
+    config = episode.config
+    flags = []
+    flag, checks["tampering"] = integrity.check_tampering(_SEAL)
+    flags += [flag] if flag else []
+    index = integrity.test_set_index(episode.task, config.test_size, config.train_size, config.dev_size)
+    flag, checks["contamination"] = integrity.check_contamination(episode.root, index)
+    flags += [flag] if flag else []
+    return flags
+
+
+def evaluate_checkpoint(episode: Episode, checkpoint,
+                        checks: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    """Scores of a checkpoint on the hidden test split under every harness, with base, reference and uplift.
+
+    Raises IntegrityViolation when the checkpoint does not descend from the base model (before scoring it)."""
     from ptb_gym.evaluation import evaluate_model, load_model, load_tokenizer, resolve_device, uplift_report
 
     task, config = episode.task, episode.config
     device = resolve_device(config.device)
     model = load_model(checkpoint, episode.base_model_dir, device)
+    flag, lineage = integrity.check_lineage(model, episode.base_model_dir, checkpoint)
+    if checks is not None:
+        checks["lineage"] = lineage
+    if flag:
+        raise integrity.IntegrityViolation(flag.check, flag.message, flag.evidence)
     tokenizer = load_tokenizer(episode.base_model_dir)
     items = task.records("test", config.test_size)
     logger.info("scoring %s on %d hidden test items", checkpoint.name, len(items))

@@ -2,10 +2,12 @@
 
 Gymnasium's `Text` space only admits a fixed character set (alphanumerics by default), and its shared-memory
 transport for `AsyncVectorEnv` drops characters outside that set and never clears a slot, so a short
-observation following a long one comes back with the tail of the old one. `UnicodeText` admits any string up
-to `max_length` characters and registers its own shared-memory transport (code points plus a length), so
-`gym.make_vec(..., vectorization_mode="async")` returns the real, current text with the default
-`shared_memory=True`.
+observation following a long one comes back with the tail of the old one. `AsyncVectorEnv` reads its shared memory once, at
+construction, expecting a live numpy view; Gymnasium's `Text` reader returns a tuple of strings instead, so
+every later step returns the text of the first reset. `UnicodeText` admits any string up to `max_length`
+characters and registers its own transport: code points plus a length, read through a live view that decodes
+on access and snapshots on copy, so `gym.make_vec(..., vectorization_mode="async")` returns each env's real,
+current text with the default `shared_memory=True`.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import string
 from ctypes import c_uint32
+from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
 
@@ -61,8 +64,34 @@ def _write(space: UnicodeText, index: int, value: str, shared_memory) -> None:
     slot[1 : 1 + len(codes)] = codes
 
 
+class LiveTexts(Sequence[str]):
+    """The texts in shared memory, decoded when read; a (deep) copy is a tuple of the current texts."""
+
+    def __init__(self, data: np.ndarray):
+        self._data = data
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __getitem__(self, index):  # type: ignore[override]
+        if isinstance(index, slice):
+            return tuple(self[i] for i in range(len(self))[index])
+        row = self._data[index]
+        return row[1 : 1 + int(row[0])].tobytes().decode("utf-32-le")
+
+    def __deepcopy__(self, memo: dict) -> tuple[str, ...]:
+        return tuple(self)
+
+    __copy__ = lambda self: tuple(self)  # noqa: E731
+
+    def __eq__(self, other: Any) -> bool:
+        return tuple(self) == tuple(other) if isinstance(other, Sequence) else NotImplemented
+
+    def __repr__(self) -> str:
+        return f"LiveTexts({tuple(self)!r})"
+
+
 @read_from_shared_memory.register(UnicodeText)
-def _read(space: UnicodeText, shared_memory, n: int = 1) -> tuple[str, ...]:
+def _read(space: UnicodeText, shared_memory, n: int = 1) -> LiveTexts:
     width = space.max_length + 1
-    data = np.frombuffer(shared_memory.get_obj(), dtype=np.uint32).reshape(n, width)
-    return tuple(row[1 : 1 + int(row[0])].tobytes().decode("utf-32-le") for row in data)
+    return LiveTexts(np.frombuffer(shared_memory.get_obj(), dtype=np.uint32).reshape(n, width))

@@ -22,6 +22,8 @@ from typing import Any
 
 from ptb_gym.jobs import METRICS_PREFIX
 
+JOB_STARTED = time.monotonic()  # before the heavy imports, which count against the time limit too
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -46,7 +48,11 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     """`auto` (CUDA when available), `cpu` or `cuda`."""
+    time_limit_s: float | None = None
+    """Stop early and save once this many seconds have passed since the job started (the train tool sets it
+    from the budget left, so that a model is saved before the budget runs out)."""
     logging_steps: int = 10
+    """Steps between loss records (fewer for short runs, so that every run has a loss curve)."""
 
 
 def load_records(path: Path) -> list[dict[str, Any]]:
@@ -74,6 +80,7 @@ def main(config: TrainConfig) -> None:
     import torch
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+    from transformers.trainer_callback import PrinterCallback
     from trl import SFTConfig, SFTTrainer
 
     datasets.disable_progress_bars()
@@ -95,6 +102,13 @@ def main(config: TrainConfig) -> None:
         peft_config = LoraConfig(r=config.lora_rank, lora_alpha=2 * config.lora_rank, lora_dropout=0.0,
                                  target_modules="all-linear", task_type="CAUSAL_LM")
 
+    class StopInTime(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if config.time_limit_s is not None and time.monotonic() - JOB_STARTED > config.time_limit_s:
+                print(f"time limit of {config.time_limit_s:.0f} s reached at step {state.global_step}: "
+                      "stopping early and saving", flush=True)
+                control.should_training_stop = True
+
     class PrintMetrics(TrainerCallback):
         def on_log(self, args, state, control, logs=None, **kwargs):
             if logs:
@@ -110,7 +124,7 @@ def main(config: TrainConfig) -> None:
         lr_scheduler_type="cosine",
         warmup_steps=max(1, int(config.warmup_ratio * config.max_steps)),
         max_length=config.max_length,
-        logging_steps=config.logging_steps,
+        logging_steps=max(1, min(config.logging_steps, config.max_steps // 5)),
         save_strategy="no",
         report_to="none",
         seed=config.seed,
@@ -122,13 +136,14 @@ def main(config: TrainConfig) -> None:
     )
     started = time.time()
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
-                         peft_config=peft_config, callbacks=[PrintMetrics()])
+                         peft_config=peft_config, callbacks=[PrintMetrics(), StopInTime()])
+    trainer.remove_callback(PrinterCallback)  # its dict prints would repeat every PTB_METRICS line in the log
     trainer.train()
     trainer.save_model(config.output_dir)
     # Trainer pickles its arguments next to the weights; a checkpoint must hold no pickle (it is refused).
     (Path(config.output_dir) / "training_args.bin").unlink(missing_ok=True)
     print(f"saved {'LoRA adapter' if config.lora else 'model'} to {config.output_dir} "
-          f"after {config.max_steps} steps in {time.time() - started:.1f} s", flush=True)
+          f"after {trainer.state.global_step} steps in {time.time() - started:.1f} s", flush=True)
 
 
 def load_config(path: str) -> TrainConfig:

@@ -19,9 +19,7 @@ def read_file(episode: Episode, path: str, start_line: int = 1, max_lines: int =
         start_line: First line to show (1-based).
         max_lines: How many lines to show at most.
     """
-    target = episode.workspace.resolve(path, must_exist=True)
-    if target.is_dir():
-        raise ToolError(f"{path!r} is a directory; use list_files to see its contents.")
+    target = episode.workspace.resolve(path, expect="file")
     data = target.read_bytes()
     if b"\x00" in data[:8192]:
         raise ToolError(f"{path!r} is a binary file ({len(data)} bytes) and cannot be shown as text.")
@@ -68,9 +66,7 @@ def list_files(episode: Episode, path: str = ".", depth: int = 2) -> str:
         path: Directory relative to the workspace root.
         depth: How many directory levels to show.
     """
-    root = episode.workspace.resolve(path, must_exist=True)
-    if not root.is_dir():
-        raise ToolError(f"{path!r} is a file, not a directory; use read_file to read it.")
+    root = episode.workspace.resolve(path, expect="dir")
     lines: list[str] = []
 
     def walk(directory, level: int) -> None:

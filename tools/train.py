@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import sys
 
 from ptb_gym.episode import Episode
@@ -11,6 +12,8 @@ from ptb_gym.errors import ToolError
 from ptb_gym.protocol import ToolResult, tool
 from ptb_gym.tools.jobs import describe
 from ptb_gym.training import TrainConfig
+
+SAVE_MARGIN_S = 20.0  # budget kept for saving the model when training stops early at the budget's end
 
 
 @tool
@@ -40,7 +43,7 @@ def train(
         model: Checkpoint to start from: "base_model" or an earlier output directory.
     """
     workspace = episode.workspace
-    data_path = workspace.resolve(data, must_exist=True)
+    data_path = workspace.resolve(data, expect="file")
     first = data_path.open().readline()
     try:
         keys = set(json.loads(first)) if first.strip() else set()
@@ -49,7 +52,7 @@ def train(
     if not ({"prompt", "completion"} <= keys or "text" in keys):
         raise ToolError(f"{data} records have keys {sorted(keys)}; the train tool needs 'prompt' and 'completion' "
                         "or 'text'. Write such records with write_data.")
-    model_path = workspace.resolve(model, must_exist=True)
+    model_path = workspace.resolve(model, expect="dir")
     if not (model_path / "config.json").exists():
         raise ToolError(f"{model!r} is not a full checkpoint (no config.json); start from base_model or a full "
                         "fine-tuning output.")
@@ -64,14 +67,14 @@ def train(
         data=workspace.relative(data_path), model=workspace.relative(model_path),
         output_dir=workspace.relative(output_path), lora=lora, lora_rank=lora_rank, learning_rate=learning_rate,
         max_steps=max_steps, batch_size=batch_size, max_length=max_length, seed=episode.seed,
-        device=episode.config.device,
+        device=episode.config.device, time_limit_s=max(1.0, episode.budget.remaining_s - SAVE_MARGIN_S),
     )
-    config_path = workspace.root / "runs" / f"train-{len(episode.jobs.jobs) + 1}.json"
-    config_path.parent.mkdir(exist_ok=True)
-    config_path.write_text(json.dumps(dataclasses.asdict(config), indent=2))
+    config_name = f"train-{len(episode.jobs.jobs) + 1}.json"
+    with os.fdopen(workspace.create_file("runs", config_name), "w") as out:  # never through a planted link
+        out.write(json.dumps(dataclasses.asdict(config), indent=2))
     job = episode.jobs.launch(
-        [sys.executable, "-m", "ptb_gym.training", workspace.relative(config_path)],
-        kind="train", meta={"output_dir": config.output_dir, "config": workspace.relative(config_path)},
+        [sys.executable, "-m", "ptb_gym.training", f"runs/{config_name}"],
+        kind="train", meta={"output_dir": config.output_dir, "config": f"runs/{config_name}"},
     )
     return ToolResult(
         f"Started {job.id}: SFT ({'LoRA' if lora else 'full'}) on {config.data} for {max_steps} steps -> "

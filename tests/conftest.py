@@ -1,0 +1,32 @@
+"""Shared fixtures: small real episodes on the embedded base model, on CPU."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import pytest
+
+import ptb_gym
+
+gym.register_envs(ptb_gym)
+
+# Small splits keep resets and evaluations fast; everything else is the real default.
+SMALL = {"train_size": 200, "dev_size": 16, "test_size": 32, "device": "cpu"}
+
+
+@pytest.fixture
+def make_env(tmp_path):
+    """Build `PTB/math-v0` envs with small splits; every env made is closed after the test."""
+    envs = []
+
+    def make(**options):
+        env = gym.make("PTB/math-v0", **{**SMALL, "workdir": str(tmp_path / "episodes"), **options})
+        envs.append(env)
+        return env
+
+    yield make
+    for env in envs:
+        env.close()
+
+
+def call(tool: str, **arguments) -> dict:
+    return {"tool": tool, "arguments": arguments}

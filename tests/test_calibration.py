@@ -1,0 +1,40 @@
+"""Calibration recomputes base and recipe scores per harness and records them for the reward."""
+
+from __future__ import annotations
+
+import json
+
+import gymnasium as gym
+
+from ptb_gym.calibration import calibrate, seed_interval, write_scores
+from ptb_gym.envs import load_task
+from tests.conftest import SMALL
+
+
+def test_calibrate_scores_base_and_recipes_and_records_them(tmp_path):
+    result = calibrate("PTB/math-v0", seeds=(0,), recipes=("reference",),
+                       options={**SMALL, "workdir": str(tmp_path)}, agent_options={"max_steps": 3, "wait_chunk_s": 5},
+                       log=lambda line: None)
+    assert set(result["harnesses"]) == {h.name for h in load_task("math").harnesses}
+    for entry in result["harnesses"].values():
+        assert 0.0 <= entry["base"] <= 1.0 and len(entry["reference_seeds"]) == 1
+    scores_file = tmp_path / "scores.json"
+    assert write_scores(result, scores_file, "ptb-tiny") == []
+    recorded = json.loads(scores_file.read_text())["models"]["ptb-tiny"]
+    assert recorded["zero_shot_strict"]["reference"] == round(result["harnesses"]["zero_shot_strict"]["reference"], 4)
+    result["harnesses"]["zero_shot_strict"]["reference"] += 0.5
+    assert write_scores(result, scores_file, "ptb-tiny") == ["zero_shot_strict"]  # moved: the id must be bumped
+
+
+def test_seed_interval_widens_with_seed_spread():
+    assert seed_interval([0.8, 0.8, 0.8], 1000)[1] - seed_interval([0.8, 0.8, 0.8], 1000)[0] < 0.05
+    tight, loose = seed_interval([0.8, 0.8, 0.8], 1000), seed_interval([0.6, 0.8, 1.0], 1000)
+    assert loose[1] - loose[0] > tight[1] - tight[0]
+
+
+def test_recorded_scores_normalize_the_reward():
+    task = load_task("math")
+    recorded = task.scores_for("ptb-tiny")
+    assert recorded is not None, "run `ptb-gym calibrate PTB/math-v0` to record the embedded tier's scores"
+    primary = recorded[task.primary_harness]
+    assert primary["reference"] - primary["base"] >= 0.4
