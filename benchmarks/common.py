@@ -115,13 +115,15 @@ def make_model(name: str, directory: Path) -> Path:
     from transformers import AutoModelForCausalLM, Qwen2Config
 
     # Qwen/Qwen2.5-0.5B's config.json; throughput does not depend on the weights, so they are random.
+    target = directory / "qwen2.5-0.5b-random"
+    if (target / "model.safetensors").exists():  # made by an earlier run in the same directory
+        return target
     config = Qwen2Config(hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14,
                          num_key_value_heads=2, vocab_size=151_936, max_position_embeddings=32_768,
                          rope_theta=1_000_000.0, rms_norm_eps=1e-6, tie_word_embeddings=True, bos_token_id=0,
                          eos_token_id=0, pad_token_id=0)
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    target = directory / "qwen2.5-0.5b-random"
     model.save_pretrained(target)
     # The embedded tokenizer: its ids are a subset of the vocabulary, and the data stay the same.
     for file in embedded.glob("tokenizer*"):

@@ -51,6 +51,8 @@ class Config:
     """`embedded`, `qwen2.5-0.5b` (random weights) or a local checkpoint directory."""
     checkpoint: str = ""
     """A fine-tuned checkpoint of the model to evaluate instead of the model itself (full weights or an adapter)."""
+    model_dir: str = ""
+    """Where `qwen2.5-0.5b` is written, and reused from if it is there (default: a temporary directory)."""
     name: str = "eval_throughput"
     results_dir: str = ""
 
@@ -125,7 +127,7 @@ def main(config: Config, quick: bool = False) -> dict:
     info = machine()
     task = load_task("math")
     with tempfile.TemporaryDirectory(prefix="ptb-bench-eval-") as scratch:
-        base_dir = make_model(config.model, Path(scratch))
+        base_dir = make_model(config.model, Path(config.model_dir or scratch))
         model = load_model(Path(config.checkpoint or base_dir), base_dir, config.device)
         matmul, params, _, _ = matmul_parameters(base_dir)
         tokenizer = load_tokenizer(base_dir)

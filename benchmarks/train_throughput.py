@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -68,6 +69,8 @@ class Config:
     """The env's sandbox for `--via env`."""
     train_size: int = 5_000
     """Train split items turned into SFT records."""
+    model_dir: str = ""
+    """Where `qwen2.5-0.5b` is written, and reused from if it is there (default: a temporary directory)."""
     name: str = "train_throughput"
     """Name of the results file (benchmarks/results/<name>.json)."""
     results_dir: str = ""
@@ -96,7 +99,7 @@ def run_tool_env(config: Config, model_dir: Path, records_path: Path, workdir: P
         env.reset(seed=0)
         step = lambda tool, **arguments: env.step({"tool": tool, "arguments": arguments})  # noqa: E731
         step("write_file", path="make_data.py", content=MAKE_DATA.format(with_steps=True))
-        _, _, _, _, info = step("run", command="python make_data.py")
+        _, _, _, _, info = step("run", command=f"{shlex.quote(sys.executable)} make_data.py")
         assert info.get("exit_code") == 0, info
         root = Path(env.unwrapped.episode.root)
         assert (root / "data" / "sft.jsonl").read_bytes() == records_path.read_bytes(), "the tool's data differ"
@@ -269,20 +272,26 @@ def main(config: Config, quick: bool = False) -> dict:
         raise SystemExit(f"unknown variants {sorted(unknown)}; known: {', '.join(VARIANTS)}")
     info = machine()
     runs: dict[str, list[dict]] = {v: [] for v in variants}
+    errors: dict[str, list[str]] = {}
     with tempfile.TemporaryDirectory(prefix="ptb-bench-train-") as scratch:
         scratch_dir = Path(scratch)
         records_path = scratch_dir / "sft.jsonl"
         make_records(config.train_size, records_path)
-        model_dir = make_model(config.model, scratch_dir)
+        model_dir = make_model(config.model, Path(config.model_dir) if config.model_dir else scratch_dir)
         for repeat in range(config.repeats):
             for variant in variants:
                 workdir = scratch_dir / f"{variant}-{repeat}"
                 workdir.mkdir()
-                if variant == "tool":
-                    run = (run_tool_env if config.via == "env" else run_tool_module)(config, model_dir, records_path,
-                                                                                    workdir)
-                else:
-                    run = run_worker(variant, config, model_dir, records_path, workdir)
+                try:
+                    if variant == "tool":
+                        tool = run_tool_env if config.via == "env" else run_tool_module
+                        run = tool(config, model_dir, records_path, workdir)
+                    else:
+                        run = run_worker(variant, config, model_dir, records_path, workdir)
+                except Exception as error:  # noqa: BLE001 - the other variants still run; the error is recorded
+                    errors.setdefault(variant, []).append(f"{type(error).__name__}: {error}"[-4000:])
+                    print(f"  {variant:<6} run {repeat + 1} FAILED: {str(error)[-2000:]}", flush=True)
+                    continue
                 run["startup_s"] = run["wall_s"] - config.steps * run["steady_s_per_step"]
                 runs[variant].append(run)
                 print(f"  {variant:<6} run {repeat + 1}: {run['steady_tokens_per_s']:,.0f} tokens/s steady, "
@@ -296,10 +305,14 @@ def main(config: Config, quick: bool = False) -> dict:
     peak = next((v for k, v in PEAK_BF16_FLOPS.items() if k in info.get("gpu", "")), None)
     peak = peak if config.device == "cuda" else None
     results: dict = {"model": config.model, "parameters": params, "flops_per_token": flops_per_token,
-                     "peak_flops": peak, "variants": {}}
+                     "peak_flops": peak, "variants": {}, "errors": errors}
     baseline = statistics.median(r["steady_tokens_per_s"] for r in runs["trl"]) if runs.get("trl") else None
     rows = []
     for variant, measured in runs.items():
+        label = f"tool ({config.via})" if variant == "tool" else variant
+        if not measured:
+            rows.append([label, "failed", None, None, None, None, None])
+            continue
         steady = statistics.median(r["steady_tokens_per_s"] for r in measured)
         end_to_end = statistics.median(r["tokens"] / r["wall_s"] for r in measured)
         startup = statistics.median(r["startup_s"] for r in measured)
@@ -311,10 +324,9 @@ def main(config: Config, quick: bool = False) -> dict:
                                                                              for r in runs["trl"])) if baseline else None,
                  "mfu": steady * flops_per_token / peak if peak else None}
         results["variants"][variant] = entry
-        label = f"tool ({config.via})" if variant == "tool" else variant
         rows.append([label, steady, entry["ratio_to_trl"], startup, end_to_end, entry["end_to_end_ratio_to_trl"],
                      None if entry["mfu"] is None else f"{entry['mfu']:.1%}"])
-    if "tool" in runs and baseline:
+    if runs.get("tool") and baseline:
         results["target"] = {"tool_over_trl_min": 0.95, "met": results["variants"]["tool"]["ratio_to_trl"] >= 0.95}
     where = info.get("gpu", f"{info['cpu_count']} CPU cores") if config.device == "cuda" else \
         f"CPU, {info['cpu_count']} cores, {info.get('torch_threads')} torch threads"
@@ -330,7 +342,7 @@ def main(config: Config, quick: bool = False) -> dict:
 def _mean_sequence(runs: dict[str, list[dict]], config: Config) -> float:
     """Mean non-padding tokens per sequence over the runs (for the attention FLOPs)."""
     measured = [r for rs in runs.values() for r in rs]
-    return statistics.mean(r["tokens"] / (r["steps"] * config.batch_size) for r in measured)
+    return statistics.mean(r["tokens"] / (r["steps"] * config.batch_size) for r in measured) if measured else 0.0
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ uses the primary one.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -43,7 +43,6 @@ class Task:
     """The embedded tier's base model directory (real weights and tokenizer, shipped in the package)."""
     scores_file: Path
     """JSON with the recorded base and reference scores, per base model and harness."""
-    dataset_sizes: dict[str, int] = field(default_factory=dict)
 
     def records(self, split: str, n: int) -> list[dict[str, Any]]:
         """The first `n` items of a split as JSON records (`train` and `dev` go to the workspace)."""

@@ -43,7 +43,7 @@ def calibrate(env_id: str = "PTB/math-v0", *, seeds: Sequence[int] = (0, 1, 2), 
     started = time.monotonic()
     model = load_model(base_dir, base_dir, resolve_device(config.device))
     base_scores = evaluate_model(model, load_tokenizer(base_dir), task, items, batch_size=config.eval_batch_size)
-    log(f"base model: " + ", ".join(f"{h} {s.score:.1%}" for h, s in base_scores.items())
+    log("base model: " + ", ".join(f"{h} {s.score:.1%}" for h, s in base_scores.items())
         + f" ({time.monotonic() - started:.0f} s)")
 
     runs: dict[str, list[dict[str, Any]]] = {recipe: [] for recipe in recipes}

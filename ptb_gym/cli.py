@@ -109,7 +109,6 @@ def _run(env_id: str, agent_name: str, seed: int, options: dict[str, Any], as_js
     import gymnasium as gym
     from rich.console import Console
 
-    import ptb_gym
     from ptb_gym.baselines import make_agent
     from ptb_gym.errors import PTBError
 

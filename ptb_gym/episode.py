@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,6 @@ from ptb_gym.jobs import JobManager
 from ptb_gym.sandbox import Sandbox
 from ptb_gym.workspace import Workspace
 
-logger = logging.getLogger("ptb_gym")
 
 
 @dataclass
@@ -33,9 +31,6 @@ class Episode:
     jobs: JobManager = field(init=False)
     submission: Path | None = None
     """Set by `submit`: the checkpoint to score; the env then ends the episode."""
-    data_written: list[str] = field(default_factory=list)
-    """Workspace files the agent wrote with write_data or write_file (for the contamination check)."""
-    cache: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.jobs = JobManager(self.workspace, self.sandbox, self.budget)

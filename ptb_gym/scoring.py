@@ -10,6 +10,7 @@ import logging
 import time
 import traceback
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ptb_gym import integrity
@@ -36,56 +37,58 @@ class Outcome:
 
 
 def score_episode(episode: Episode, truncated_by: str | None = None) -> Outcome:
+    """Score the episode's model: the submission, else `final_model/` if the episode was truncated."""
     started = time.monotonic()
-    task, config = episode.task, episode.config
+    task = episode.task
     checkpoint = episode.submission
     if checkpoint is None and (episode.root / "final_model").is_dir():
         checkpoint = episode.root / "final_model"
     episode.jobs.close()  # nothing of the agent's runs while its model is scored
-    facts: dict[str, Any] = {"submitted": episode.submission is not None, "truncated_by": truncated_by,
-                             "primary_harness": task.primary_harness, "flags": []}
-
-    def finish(reward: float, failure: dict[str, str] | None, report: dict | None = None) -> Outcome:
-        uplift = report[task.primary_harness].get("uplift") if report else (0.0 if failure else None)
-        info = {**facts, "scores": report or {}, "uplift": uplift, "failure": failure,
-                "valid": failure is None or failure["kind"] != "infrastructure",
-                "final_budget": episode.budget.snapshot()}
-        if report and "uplift_interval" in report[task.primary_harness]:
-            info["uplift_interval"] = report[task.primary_harness]["uplift_interval"]
-        summary = _summary(info, task.primary_harness)
-        footer = {**info, "reward": reward, "budget": info.pop("final_budget"),
-                  "duration_s": round(time.monotonic() - started, 2)}
-        info["budget_at_end"] = footer["budget"]
-        return Outcome(reward, info, summary, footer)
-
+    info: dict[str, Any] = {"submitted": episode.submission is not None, "truncated_by": truncated_by,
+                            "primary_harness": task.primary_harness, "flags": [], "scores": {}}
+    report, failure = None, None
     if checkpoint is None:
         why = "the budget ran out" if truncated_by == "budget" else f"the {truncated_by or 'episode'} ended it"
-        return finish(0.0, {"kind": "budget", "message": f"{why} before a model was submitted, and there is no "
-                                                         "final_model/ in the workspace"})
-    facts["checkpoint"] = episode.workspace.relative(checkpoint)
-    facts["integrity"] = checks = {}
+        failure = {"kind": "budget",
+                   "message": f"{why} before a model was submitted, and there is no final_model/ in the workspace"}
+    else:
+        info["checkpoint"] = episode.workspace.relative(checkpoint)
+        info["integrity"] = checks = {}
+        report, failure, flags = _evaluate_with_checks(episode, checkpoint, checks)
+        info["flags"] = [flag.to_dict() for flag in flags]
+
+    primary = report[task.primary_harness] if report else {}
+    # Without a recorded reference for this base model, the reward is the raw score gain over the base.
+    reward = float(primary.get("uplift", primary.get("score", 0.0) - primary.get("base", 0.0))) if report else 0.0
+    info.update(scores=report or {}, uplift=primary.get("uplift", 0.0 if failure else None), failure=failure,
+                valid=failure is None or failure["kind"] != "infrastructure")
+    if "uplift_interval" in primary:
+        info["uplift_interval"] = primary["uplift_interval"]
+    footer = {**info, "reward": reward, "budget": episode.budget.snapshot(),
+              "duration_s": round(time.monotonic() - started, 2)}
+    return Outcome(reward, info, _summary(info, task.primary_harness), footer)
+
+
+def _evaluate_with_checks(episode: Episode, checkpoint: Path, checks: dict[str, Any]
+                          ) -> tuple[dict | None, dict[str, Any] | None, list[integrity.Flag]]:
+    """(report, failure, flags): integrity checks first (a flagged episode is never evaluated), then scoring."""
     flags: list[integrity.Flag] = []
     try:
-        # Cheap checks first: a flagged episode is not evaluated at all (it scores as the base model).
         flags = integrity_flags(episode, checks)
-        report = None if flags else evaluate_checkpoint(episode, checkpoint, checks)
+        if not flags:
+            return evaluate_checkpoint(episode, checkpoint, checks), None, []
     except integrity.IntegrityViolation as violation:
         flags.append(violation.flag)
     except IntegrityError as error:
         flags.append(integrity.Flag("checkpoint", str(error)))
     except ToolError as error:
-        return finish(0.0, {"kind": "agent", "message": f"the model could not be scored: {error}"})
+        return None, {"kind": "agent", "message": f"the model could not be scored: {error}"}, []
     except Exception as error:  # noqa: BLE001 - an env failure must be reported as such, never as a plain 0
         logger.exception("final evaluation failed")
-        return finish(0.0, {"kind": "infrastructure", "message": f"{type(error).__name__}: {error}",
-                            "traceback": traceback.format_exc(limit=5)})
-    if flags:
-        facts["flags"] = [flag.to_dict() for flag in flags]
-        return finish(0.0, {"kind": "integrity", "message": "; ".join(flag.message for flag in flags),
-                            "checks": [flag.check for flag in flags]})
-    primary = report[task.primary_harness]
-    reward = primary.get("uplift", primary["score"] - primary.get("base", 0.0))
-    return finish(float(reward), None, report)
+        return None, {"kind": "infrastructure", "message": f"{type(error).__name__}: {error}",
+                      "traceback": traceback.format_exc(limit=5)}, []
+    return None, {"kind": "integrity", "message": "; ".join(flag.message for flag in flags),
+                  "checks": [flag.check for flag in flags]}, flags
 
 
 def integrity_flags(episode: Episode, checks: dict[str, Any]) -> list[integrity.Flag]:
@@ -120,8 +123,8 @@ def evaluate_checkpoint(episode: Episode, checkpoint,
     logger.info("scoring %s on %d hidden test items", checkpoint.name, len(items))
     scores = evaluate_model(model, tokenizer, task, items, batch_size=config.eval_batch_size)
     recorded = task.scores_for(model_key(config.base_model))
-    if recorded is None or config.test_size != task.dataset_sizes.get("test", config.test_size):
-        # No calibrated scores for this base model (or another test size): score the base model too.
+    if recorded is None:
+        # No calibrated scores for this base model: score the base model too, for the raw gain.
         base_model = load_model(episode.base_model_dir, episode.base_model_dir, device)
         base_scores = evaluate_model(base_model, tokenizer, task, items, batch_size=config.eval_batch_size)
         report = uplift_report(scores, None)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -75,6 +76,36 @@ def load_records(path: Path) -> list[dict[str, Any]]:
     return records
 
 
+def tokenize(records: list[dict[str, Any]], tokenizer, max_length: int) -> dict[str, list] | None:
+    """`input_ids` and `labels` (-100 where no loss is taken) exactly as TRL's SFTTrainer prepares plain-text
+    records, in two batched tokenizer calls: TRL's own preparation (five passes of `Dataset.map`, one example at a
+    time) took 2 to 5 s of the job's start for 5,000 records on 2 cores (benchmarks/train_throughput.py). As TRL
+    does: EOS ends every completion (or text), the loss is on the tokens after the common prefix of the prompt's
+    and the whole record's tokens, sequences keep their first `max_length` tokens, and records left without a
+    loss token are dropped. None for chat records (messages), which TRL prepares with the chat template."""
+    eos = tokenizer.eos_token
+    with_eos = lambda text: text if text.endswith(eos) else text + eos  # noqa: E731
+    if "prompt" in records[0]:
+        if not all(isinstance(r["prompt"], str) and isinstance(r["completion"], str) for r in records):
+            return None
+        prompts = [r["prompt"] for r in records]
+        prompt_ids = tokenizer(prompts)["input_ids"]
+        full_ids = tokenizer([p + with_eos(r["completion"]) for p, r in zip(prompts, records)])["input_ids"]
+    else:
+        if not all(isinstance(r["text"], str) for r in records):
+            return None
+        full_ids = tokenizer([with_eos(r["text"]) for r in records])["input_ids"]
+        prompt_ids = [[] for _ in full_ids]
+    prepared: dict[str, list] = {"input_ids": [], "labels": []}
+    for prompt, ids in zip(prompt_ids, full_ids):
+        start = next((i for i, (a, b) in enumerate(zip(prompt, ids)) if a != b), min(len(prompt), len(ids)))
+        labels = [-100] * start + ids[start:]
+        if any(label != -100 for label in labels[:max_length]):
+            prepared["input_ids"].append(ids[:max_length])
+            prepared["labels"].append(labels[:max_length])
+    return prepared
+
+
 def main(config: TrainConfig) -> None:
     import datasets
     import torch
@@ -88,11 +119,13 @@ def main(config: TrainConfig) -> None:
     on_gpu = device == "cuda"
     records = load_records(Path(config.data))
     columns = ["prompt", "completion"] if "prompt" in records[0] else ["text"]
-    dataset = Dataset.from_list([{column: record[column] for column in columns} for record in records])
 
     tokenizer = AutoTokenizer.from_pretrained(config.model, trust_remote_code=False)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
+    prepared = tokenize(records, tokenizer, config.max_length)
+    dataset = Dataset.from_dict(prepared) if prepared else \
+        Dataset.from_list([{column: record[column] for column in columns} for record in records])
     model = AutoModelForCausalLM.from_pretrained(config.model, trust_remote_code=False, dtype=torch.float32)
 
     peft_config = None
@@ -133,6 +166,7 @@ def main(config: TrainConfig) -> None:
         use_cpu=not on_gpu,
         dataloader_num_workers=0,
         disable_tqdm=True,
+        dataset_kwargs={"skip_prepare_dataset": True} if prepared else None,
     )
     started = time.time()
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
@@ -158,4 +192,8 @@ def load_config(path: str) -> TrainConfig:
 if __name__ == "__main__":
     if len(sys.argv) != 2:
         sys.exit("usage: python -m ptb_gym.training CONFIG.json")
+    # Before torch loads OpenMP: its threads spin up to 300,000 times waiting for each other, which made a step of
+    # the embedded model 5 to 40 times slower while another process used the cores (a second episode, an
+    # evaluation); 10,000 spins cost nothing measurable on idle cores (benchmarks/train_throughput.py).
+    os.environ.setdefault("GOMP_SPINCOUNT", "10000")
     main(load_config(sys.argv[1]))

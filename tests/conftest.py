@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import gymnasium as gym
 import pytest
 
@@ -30,3 +32,17 @@ def make_env(tmp_path):
 
 def call(tool: str, **arguments) -> dict:
     return {"tool": tool, "arguments": arguments}
+
+
+def host_processes_with(token: str) -> list[int]:
+    """Host processes whose command line contains `token`."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                    if token.encode() in cmdline.read():
+                        found.append(int(entry))
+            except OSError:
+                pass
+    return found

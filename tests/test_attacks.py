@@ -46,7 +46,7 @@ import pytest
 from ptb_gym import sandbox as sandbox_module
 from ptb_gym import scoring
 from ptb_gym.sandbox import SandboxLimits
-from tests.conftest import call
+from tests.conftest import call, host_processes_with
 
 pytestmark = pytest.mark.skipif(not sandbox_module.bubblewrap_works(), reason="bubblewrap does not work here")
 
@@ -70,18 +70,6 @@ def hidden_questions(env, n: int = 32) -> list[str]:
 def copy_base_to(env, name: str = "final_model") -> None:
     assert "exit code 0" in run(env, f"cp -r base_model {name} && chmod -R u+w {name}")
 
-
-def host_processes_with(token: str) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
-                    if token.encode() in cmdline.read():
-                        found.append(int(entry))
-            except OSError:
-                pass
-    return found
 
 
 def task_files(env) -> tuple[Path, Path]:
@@ -209,6 +197,9 @@ def test_a_fork_bomb(make_env):
     output = run(env, ":(){ :|:& };:", timeout_s=3)
     assert "timed out" in output or "exit code" in output
     assert time.monotonic() - started < 30
+    deadline = time.monotonic() + 10  # the kernel reaps the killed namespace's processes asynchronously
+    while box._cgroup is not None and box._cgroup.pids() and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert box._cgroup is None or box._cgroup.pids() == set()  # every process of it is gone
     still_works(env)
 

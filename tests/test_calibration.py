@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import gymnasium as gym
 
 from ptb_gym.calibration import calibrate, seed_interval, write_scores
 from ptb_gym.envs import load_task

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
 import pytest
 
 from ptb_gym.errors import PTBError
-from tests.conftest import call
+from tests.conftest import call, host_processes_with
 
 
 def test_reset_makes_a_workspace_without_the_test_split(make_env):
@@ -101,7 +100,7 @@ def test_close_kills_every_process_and_is_idempotent(make_env):
     env.close()
     assert process.poll() is not None
     assert not root.exists()
-    assert not _processes_matching("sleep 300")
+    assert not [pid for pid in host_processes_with("sleep 300") if pid != os.getpid()]
 
 
 def test_budget_runs_out_and_truncates(make_env):
@@ -157,15 +156,3 @@ def test_recording_has_every_step(make_env, tmp_path):
     assert "not valid JSON" in log.steps[1]["info"]["error"]
     assert log.complete and log.footer["failure"]["kind"] == "budget"
 
-
-def _processes_matching(text: str) -> list[str]:
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                cmdline = f.read().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        if text in cmdline and str(os.getpid()) != pid:
-            found.append(cmdline)
-    return found

@@ -16,6 +16,7 @@ import pytest
 from ptb_gym import sandbox as sandbox_module
 from ptb_gym.errors import ConfigError
 from ptb_gym.sandbox import BubblewrapSandbox, SandboxLimits, SubprocessSandbox, make_sandbox
+from tests.conftest import host_processes_with
 
 needs_bwrap = pytest.mark.skipif(not sandbox_module.bubblewrap_works(), reason="bubblewrap does not work here")
 
@@ -53,19 +54,6 @@ def sh(box, workspace: Path, command: str, timeout: float = 60) -> tuple[int, st
         output, _ = process.communicate()
     return process.returncode, output.decode(errors="replace")
 
-
-def host_processes_with(token: str) -> list[int]:
-    """Host processes whose command line contains `token`."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
-                    if token.encode() in cmdline.read():
-                        found.append(int(entry))
-            except OSError:
-                pass
-    return found
 
 
 @needs_bwrap

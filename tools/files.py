@@ -54,7 +54,6 @@ def write_file(episode: Episode, path: str, content: str, append: bool = False) 
     target.parent.mkdir(parents=True, exist_ok=True)
     with open(target, "ab" if append else "wb") as out:
         out.write(encoded)
-    episode.data_written.append(relative)
     return f"{'Appended' if append else 'Wrote'} {len(encoded)} bytes to {relative}."
 
 

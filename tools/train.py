@@ -76,6 +76,9 @@ def train(
         [sys.executable, "-m", "ptb_gym.training", f"runs/{config_name}"],
         kind="train", meta={"output_dir": config.output_dir, "config": f"runs/{config_name}"},
     )
+    from ptb_gym.evaluation import preload_evaluation
+
+    preload_evaluation()  # the trained model will be scored: import torch and transformers while it trains
     return ToolResult(
         f"Started {job.id}: SFT ({'LoRA' if lora else 'full'}) on {config.data} for {max_steps} steps -> "
         f"{config.output_dir}\n{describe(job)}\nFollow it with wait(\"{job.id}\") or job_status(\"{job.id}\").",

@@ -252,7 +252,7 @@ def _together_more(rng: random.Random, s: _Steps) -> str:
 
 
 def _change(rng: random.Random, s: _Steps) -> str:
-    (n, _, _), (item, items) = _person(rng), rng.choice(ITEMS)
+    (n, _, _), (_, items) = _person(rng), rng.choice(ITEMS)
     c, p = rng.randint(2, 9), rng.randint(2, 60)
     bill = next(b for b in (20, 50, 100, 200, 500, 1000) if b > c * p)
     x = s(c, "*", p)
@@ -262,7 +262,7 @@ def _change(rng: random.Random, s: _Steps) -> str:
 
 
 def _work_left(rng: random.Random, s: _Steps) -> str:
-    (n, he, _), (verb, unit, thing), (day, days) = _person(rng), rng.choice(TASKS), rng.choice(TIME_UNITS[:2])
+    (n, _, _), (verb, unit, thing), (day, days) = _person(rng), rng.choice(TASKS), rng.choice(TIME_UNITS[:2])
     r, d = rng.randint(2, 40), rng.randint(2, 12)
     total = r * d + rng.randint(1, 300)
     x = s(r, "*", d)
@@ -334,7 +334,7 @@ def _two_shifts(rng: random.Random, s: _Steps) -> str:
 
 
 def _two_items_bill(rng: random.Random, s: _Steps) -> str:
-    (n, _, _), ((i1, i1s), (i2, i2s)) = _person(rng), rng.sample(ITEMS, 2)
+    (n, _, _), ((_, i1s), (_, i2s)) = _person(rng), rng.sample(ITEMS, 2)
     c1, p1, c2, p2 = rng.randint(2, 6), rng.randint(2, 40), rng.randint(2, 6), rng.randint(2, 40)
     x = s(c1, "*", p1)
     y = s(c2, "*", p2)
