@@ -84,7 +84,7 @@ def main(config: Config, quick: bool = False) -> dict:
             steps.append({"tool": action["tool"], "seconds": time.perf_counter() - step_started})
             done = terminated or truncated
             if info.get("job", {}).get("kind") == "train":
-                job_runtime = info["job"]["runtime_s"]
+                job_runtime, job_state = info["job"]["runtime_s"], info["job"]["state"]
                 log_path = Path(env.unwrapped.episode.root) / info["job"]["log"]
                 job_log = log_path.read_text(errors="replace")
         episode_done = time.perf_counter()
@@ -94,6 +94,8 @@ def main(config: Config, quick: bool = False) -> dict:
     finally:
         evaluation.generate = real_generate
 
+    if job_state != "succeeded":
+        raise RuntimeError(f"the training job ended {job_state}; its log ends with:\n{job_log[-3000:]}")
     train_runtime = _train_runtime(job_log)
     wall = episode_done - made  # reset and every step: the episode itself
     tools: dict[str, float] = {}

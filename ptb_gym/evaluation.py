@@ -70,6 +70,7 @@ def bootstrap_interval(correct: Sequence[bool], *, resamples: int = 2000, seed: 
 
 
 def resolve_device(device: str) -> str:
+    _join_preload()
     import torch
 
     if device == "auto":
@@ -133,6 +134,7 @@ def check_checkpoint(path: Path, base_dir: Path) -> str:
 
 def load_model(path: Path, base_dir: Path, device: str = "cpu") -> torch.nn.Module:
     """Load a full checkpoint or a PEFT adapter as a model of the base model's architecture."""
+    _join_preload()
     import torch
     from safetensors.torch import load_file
     from transformers import AutoConfig, AutoModelForCausalLM
@@ -176,6 +178,7 @@ def load_model(path: Path, base_dir: Path, device: str = "cpu") -> torch.nn.Modu
 
 
 def load_tokenizer(base_dir: Path):
+    _join_preload()
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(base_dir, trust_remote_code=False)
@@ -196,6 +199,13 @@ def preload_evaluation() -> None:
 
 
 _preloading: threading.Thread | None = None
+
+
+def _join_preload() -> None:
+    """Wait for a running preload: two threads importing transformers at once can leave it half-initialised
+    (`cannot import name ... from partially initialized module`) for the rest of the process."""
+    if _preloading is not None:
+        _preloading.join()
 
 
 def _import_evaluation_libraries() -> None:
