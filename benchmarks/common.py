@@ -150,7 +150,7 @@ def write_results(name: str, config: Any, results: dict[str, Any], *, quick: boo
     directory = Path(results_dir) if results_dir else RESULTS_DIR
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{name}{'-quick' if quick else ''}.json"
-    payload = {"benchmark": name, "command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
+    payload = {"benchmark": name, "command": " ".join(["python", Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
                "config": dataclasses.asdict(config) if dataclasses.is_dataclass(config) else config,
                "machine": machine_info or machine(), "results": results}
     path.write_text(json.dumps(payload, indent=2, default=str) + "\n")

@@ -49,6 +49,8 @@ class Config:
     device: str = "cpu"
     model: str = "embedded"
     """`embedded`, `qwen2.5-0.5b` (random weights) or a local checkpoint directory."""
+    threads: int = 0
+    """CPU threads for every variant; 0: what `generate` picks (one for models under 20M parameters)."""
     checkpoint: str = ""
     """A fine-tuned checkpoint of the model to evaluate instead of the model itself (full weights or an adapter)."""
     model_dir: str = ""
@@ -121,9 +123,13 @@ def _sync(model) -> None:
 def main(config: Config, quick: bool = False) -> dict:
     import torch
 
+    from ptb_gym import evaluation
     from ptb_gym.envs import load_task
     from ptb_gym.evaluation import _cpu_threads, load_model, load_tokenizer
 
+    if config.threads:
+        torch.set_num_threads(config.threads)
+        evaluation._SINGLE_THREAD_MAX_PARAMS = 0  # keep that thread count inside generate too
     info = machine()
     task = load_task("math")
     with tempfile.TemporaryDirectory(prefix="ptb-bench-eval-") as scratch:

@@ -13,7 +13,6 @@ import functools
 import json
 import math
 import sys
-import threading
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -70,7 +69,6 @@ def bootstrap_interval(correct: Sequence[bool], *, resamples: int = 2000, seed: 
 
 
 def resolve_device(device: str) -> str:
-    _join_preload()
     import torch
 
     if device == "auto":
@@ -134,7 +132,6 @@ def check_checkpoint(path: Path, base_dir: Path) -> str:
 
 def load_model(path: Path, base_dir: Path, device: str = "cpu") -> torch.nn.Module:
     """Load a full checkpoint or a PEFT adapter as a model of the base model's architecture."""
-    _join_preload()
     import torch
     from safetensors.torch import load_file
     from transformers import AutoConfig, AutoModelForCausalLM
@@ -178,7 +175,6 @@ def load_model(path: Path, base_dir: Path, device: str = "cpu") -> torch.nn.Modu
 
 
 def load_tokenizer(base_dir: Path):
-    _join_preload()
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(base_dir, trust_remote_code=False)
@@ -189,26 +185,14 @@ def load_tokenizer(base_dir: Path):
 
 
 def preload_evaluation() -> None:
-    """Import, in a background thread, the libraries that loading and scoring a model need (torch, transformers:
-    about 3 s of CPU), so that the first evaluation of an episode does not wait for them. The train tool calls it
-    when it launches a job, whose training hides the imports (benchmarks/episode.py)."""
-    global _preloading
-    if _preloading is None and "transformers.modeling_utils" not in sys.modules:
-        _preloading = threading.Thread(target=_import_evaluation_libraries, name="ptb-gym-preload", daemon=True)
-        _preloading.start()
+    """Import the libraries that loading and scoring a model need (torch, transformers: about 3 s of CPU), so
+    that the first evaluation of an episode does not wait for them. The train tool calls it right after it
+    launches a job: the imports then run while the job starts (on the other core), not in the evaluation.
 
-
-_preloading: threading.Thread | None = None
-
-
-def _join_preload() -> None:
-    """Wait for a running preload: two threads importing transformers at once can leave it half-initialised
-    (`cannot import name ... from partially initialized module`) for the rest of the process."""
-    if _preloading is not None:
-        _preloading.join()
-
-
-def _import_evaluation_libraries() -> None:
+    It imports in the calling thread, not in a background one: a thread importing transformers while another
+    thread (the env's, or the user's) imports it too can leave it half-initialised for the rest of the process."""
+    if "transformers.modeling_utils" in sys.modules:
+        return
     try:
         import safetensors.torch  # noqa: F401
         import torch  # noqa: F401

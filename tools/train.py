@@ -78,7 +78,7 @@ def train(
     )
     from ptb_gym.evaluation import preload_evaluation
 
-    preload_evaluation()  # the trained model will be scored: import torch and transformers while it trains
+    preload_evaluation()  # the model will be scored: import torch and transformers now, while the job starts
     return ToolResult(
         f"Started {job.id}: SFT ({'LoRA' if lora else 'full'}) on {config.data} for {max_steps} steps -> "
         f"{config.output_dir}\n{describe(job)}\nFollow it with wait(\"{job.id}\") or job_status(\"{job.id}\").",
