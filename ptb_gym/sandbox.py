@@ -368,7 +368,9 @@ def _bwrap_userns_flags() -> tuple[str, ...]:
 @functools.cache
 def _static_mounts() -> list[str]:
     """bubblewrap arguments for everything but the workspace, the same for every command of this process."""
-    args: list[str] = []
+    # The private /proc, /dev and /tmp come first: binds below may lie under /tmp (a checkout or a virtual
+    # environment there) and must land on top of the empty /tmp, not under it.
+    args: list[str] = ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/dev/shm"]
     for path in _SYSTEM_DIRS:
         if os.path.islink(path):
             args += ["--symlink", os.readlink(path), path]
@@ -392,7 +394,6 @@ def _static_mounts() -> list[str]:
     for hidden in _hidden_dirs(core_dir):
         if any(_is_under(hidden, prefix) for prefix in prefixes) and not _is_under(hidden, core_dir):
             args += ["--tmpfs", str(hidden), "--remount-ro", str(hidden)]
-    args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/dev/shm"]
     gpus = sorted(glob.glob("/dev/nvidia*"))
     for device in gpus:
         args += ["--dev-bind", device, device]
