@@ -200,6 +200,7 @@ def _cpu_model() -> str:
 
 def _git(*args: str) -> str | None:
     try:
-        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10).stdout.strip() or None
+        out = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10, check=False)
+        return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None

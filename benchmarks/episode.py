@@ -45,10 +45,10 @@ QUICK = {"train_steps": 6, "options": '{"train_size": 64, "dev_size": 8, "test_s
 
 def main(config: Config, quick: bool = False) -> dict:
     import gymnasium as gym
+    from ptb_gym.baselines import make_agent
 
     import ptb_gym
     from ptb_gym import evaluation
-    from ptb_gym.baselines import make_agent
 
     gym.register_envs(ptb_gym)
     info_machine = machine()

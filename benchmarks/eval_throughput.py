@@ -28,8 +28,16 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import (PEAK_BF16_FLOPS, machine, make_model, matmul_parameters, parse_config, print_table, summary,
-                    write_results)
+from common import (
+    PEAK_BF16_FLOPS,
+    machine,
+    make_model,
+    matmul_parameters,
+    parse_config,
+    print_table,
+    summary,
+    write_results,
+)
 
 
 @dataclass(frozen=True)
@@ -38,7 +46,7 @@ class Config:
 
     items: int = 1_000
     """Test items of the final evaluation (the math task's test split has 1,000)."""
-    baseline_items: int = 40
+    baseline_items: int = 100
     """Items evaluated with one generate call per item and prompt."""
     hf_batched_items: int = 200
     """Items evaluated with batched `model.generate` (0: skip)."""
@@ -122,9 +130,9 @@ def _sync(model) -> None:
 
 def main(config: Config, quick: bool = False) -> dict:
     import torch
+    from ptb_gym.envs import load_task
 
     from ptb_gym import evaluation
-    from ptb_gym.envs import load_task
     from ptb_gym.evaluation import _cpu_threads, load_model, load_tokenizer
 
     if config.threads:

@@ -39,7 +39,16 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import PEAK_BF16_FLOPS, machine, make_model, matmul_parameters, parse_config, print_table, summary, write_results
+from common import (
+    PEAK_BF16_FLOPS,
+    machine,
+    make_model,
+    matmul_parameters,
+    parse_config,
+    print_table,
+    summary,
+    write_results,
+)
 
 METRICS = "PTB_METRICS "
 VARIANTS = ("tool", "trl", "torch")
@@ -85,9 +94,9 @@ QUICK = {"steps": 4, "logging_steps": 2, "repeats": 1, "train_size": 64}
 def run_tool_env(config: Config, model_dir: Path, records_path: Path, workdir: Path) -> dict:
     """The train tool through the env: reset, write and run the data script, train, wait."""
     import gymnasium as gym
+    from ptb_gym.baselines.scripted_agent import MAKE_DATA
 
     import ptb_gym
-    from ptb_gym.baselines.scripted_agent import MAKE_DATA
 
     gym.register_envs(ptb_gym)
     options = {"device": config.device, "sandbox": config.sandbox, "workdir": str(workdir),
@@ -97,7 +106,7 @@ def run_tool_env(config: Config, model_dir: Path, records_path: Path, workdir: P
     env = gym.make("PTB/math-v0", **options)
     try:
         env.reset(seed=0)
-        step = lambda tool, **arguments: env.step({"tool": tool, "arguments": arguments})  # noqa: E731
+        step = lambda tool, **arguments: env.step({"tool": tool, "arguments": arguments})
         step("write_file", path="make_data.py", content=MAKE_DATA.format(with_steps=True))
         _, _, _, _, info = step("run", command=f"{shlex.quote(sys.executable)} make_data.py")
         assert info.get("exit_code") == 0, info
@@ -151,7 +160,7 @@ def worker_trl(spec: dict) -> None:
     from trl import SFTConfig, SFTTrainer
 
     on_gpu = spec["device"] == "cuda"
-    records = [json.loads(line) for line in open(spec["data"])]
+    records = [json.loads(line) for line in Path(spec["data"]).read_text().splitlines()]
     dataset = Dataset.from_list(records)
     tokenizer = AutoTokenizer.from_pretrained(spec["model"])
     model = AutoModelForCausalLM.from_pretrained(spec["model"], dtype=torch.float32)
@@ -178,14 +187,18 @@ def worker_trl(spec: dict) -> None:
 def worker_torch(spec: dict) -> None:
     """A plain PyTorch loop over the same tokenized data, with what `Trainer` does by default."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, get_cosine_schedule_with_warmup
+    from transformers import (
+        AutoModelForCausalLM,
+        AutoTokenizer,
+        get_cosine_schedule_with_warmup,
+    )
 
     device = torch.device(spec["device"])
     torch.manual_seed(0)
     tokenizer = AutoTokenizer.from_pretrained(spec["model"])
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     examples = []
-    for line in open(spec["data"]):
+    for line in Path(spec["data"]).read_text().splitlines():
         record = json.loads(line)
         prompt_ids = tokenizer(record["prompt"])["input_ids"]
         ids = tokenizer(record["prompt"] + record["completion"] + tokenizer.eos_token)["input_ids"]
@@ -231,7 +244,7 @@ def worker_torch(spec: dict) -> None:
 
 def _run_process(argv: list[str], workdir: Path) -> dict:
     started = time.perf_counter()
-    out = subprocess.run(argv, cwd=workdir, capture_output=True, text=True)
+    out = subprocess.run(argv, cwd=workdir, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - started
     if out.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} failed ({out.returncode}):\n{out.stdout[-2000:]}\n{out.stderr[-3000:]}")

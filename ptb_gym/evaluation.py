@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import math
 import sys
 from collections.abc import Callable, Sequence
@@ -27,6 +28,8 @@ from ptb_gym.integrity import IntegrityViolation
 
 if TYPE_CHECKING:
     import torch
+
+logger = logging.getLogger("ptb_gym")
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 # Config fields that fix the architecture: a submission must keep every one of the base model's.
@@ -196,10 +199,9 @@ def preload_evaluation() -> None:
     try:
         import safetensors.torch  # noqa: F401
         import torch  # noqa: F401
-        from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: F401
-        from transformers import modeling_utils  # noqa: F401 - the bulk of `from_config`'s imports
-    except Exception:  # noqa: BLE001 - only a head start: the evaluation imports (and reports) for itself
-        pass
+        from transformers import AutoModelForCausalLM, AutoTokenizer, modeling_utils  # noqa: F401 (from_config's bulk)
+    except Exception as error:  # noqa: BLE001 - only a head start: the evaluation imports (and reports) for itself
+        logger.debug("preloading the evaluation libraries failed: %s", error)
 
 
 def generate(model, tokenizer, prompts: Sequence[str], *, max_new_tokens: int, batch_size: int = 64,
@@ -260,7 +262,7 @@ def _forward(model, cache, **inputs):
     return model(**inputs, use_cache=True, logits_to_keep=1, **{_cache_argument(type(model)): cache}).logits[:, -1, :]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _cache_argument(model_class: type) -> str:
     # transformers 5.2x renamed the forward's `past_key_values` to `cache` (the old name warns until 5.40).
     import inspect

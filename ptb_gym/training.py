@@ -84,7 +84,7 @@ def tokenize(records: list[dict[str, Any]], tokenizer, max_length: int) -> dict[
     and the whole record's tokens, sequences keep their first `max_length` tokens, and records left without a
     loss token are dropped. None for chat records (messages), which TRL prepares with the chat template."""
     eos = tokenizer.eos_token
-    with_eos = lambda text: text if text.endswith(eos) else text + eos  # noqa: E731
+    with_eos = lambda text: text if text.endswith(eos) else text + eos
     if "prompt" in records[0]:
         if not all(isinstance(r["prompt"], str) and isinstance(r["completion"], str) for r in records):
             return None
