@@ -6,7 +6,7 @@
 The scripted agent plays the reference recipe (800 SFT steps of batch 16 through the `train` tool, a dev
 evaluation, `submit`), as `ptb-gym run PTB/math-v0 --agent scripted` does. Compute is what the recipe cannot do
 without: the training loop (the `Trainer`'s `train_runtime`, from the job's log) and greedy generation in the
-dev and final evaluations (time inside `ptb_gym.evaluation.generate`). Everything else is the env's overhead:
+dev and final evaluations (time inside `ptb_gym.generation.generate`, in the verifier process, which reports it). Everything else is the env's overhead:
 reset, the tool calls, the training job's process start (interpreter, imports, model and data loading) and
 saving, loading checkpoints, integrity checks, scoring, and the time between a job's end and the env noticing it.
 """
@@ -48,51 +48,37 @@ def main(config: Config, quick: bool = False) -> dict:
     from ptb_gym.baselines import make_agent
 
     import ptb_gym
-    from ptb_gym import evaluation
 
     gym.register_envs(ptb_gym)
     info_machine = machine()
     generate_s: dict[str, float] = {}
-    current = {"tool": None}
-    real_generate = evaluation.generate
-
-    def timed_generate(*args, **kwargs):
-        started = time.perf_counter()
-        try:
-            return real_generate(*args, **kwargs)
-        finally:
-            generate_s[current["tool"]] = generate_s.get(current["tool"], 0.0) + time.perf_counter() - started
-
-    evaluation.generate = timed_generate
     agent_kwargs = {"max_steps": config.train_steps} if config.train_steps else {}
     options = {"sandbox": config.sandbox, **(json.loads(config.options) if config.options else {})}
     steps: list[dict] = []
-    try:
-        started = time.perf_counter()
-        env = gym.make(config.env_id, **options)
-        made = time.perf_counter()
-        agent = make_agent(config.agent, **agent_kwargs)
-        observation, info = env.reset(seed=config.seed)
-        reset_done = time.perf_counter()
-        agent.reset(observation, info)
-        done, job_runtime = False, None
-        while not done:
-            action = agent.act(observation, info)
-            current["tool"] = action["tool"]
-            step_started = time.perf_counter()
-            observation, reward, terminated, truncated, info = env.step(action)
-            steps.append({"tool": action["tool"], "seconds": time.perf_counter() - step_started})
-            done = terminated or truncated
-            if info.get("job", {}).get("kind") == "train":
-                job_runtime, job_state = info["job"]["runtime_s"], info["job"]["state"]
-                log_path = Path(env.unwrapped.episode.root) / info["job"]["log"]
-                job_log = log_path.read_text(errors="replace")
-        episode_done = time.perf_counter()
-        sandbox = env.unwrapped.episode.sandbox.name
-        env.close()
-        closed = time.perf_counter()
-    finally:
-        evaluation.generate = real_generate
+    started = time.perf_counter()
+    env = gym.make(config.env_id, **options)
+    made = time.perf_counter()
+    agent = make_agent(config.agent, **agent_kwargs)
+    observation, info = env.reset(seed=config.seed)
+    reset_done = time.perf_counter()
+    agent.reset(observation, info)
+    done, job_runtime = False, None
+    while not done:
+        action = agent.act(observation, info)
+        step_started = time.perf_counter()
+        observation, reward, terminated, truncated, info = env.step(action)
+        steps.append({"tool": action["tool"], "seconds": time.perf_counter() - step_started})
+        done = terminated or truncated
+        if info.get("verifier_seconds"):
+            generate_s[action["tool"]] = generate_s.get(action["tool"], 0.0) + info["verifier_seconds"]["generation"]
+        if info.get("job", {}).get("kind") == "train":
+            job_runtime, job_state = info["job"]["runtime_s"], info["job"]["state"]
+            log_path = Path(env.unwrapped.episode.root) / info["job"]["log"]
+            job_log = log_path.read_text(errors="replace")
+    episode_done = time.perf_counter()
+    sandbox = env.unwrapped.episode.sandbox.name
+    env.close()
+    closed = time.perf_counter()
 
     if job_state != "succeeded":
         raise RuntimeError(f"the training job ended {job_state}; its log ends with:\n{job_log[-3000:]}")

@@ -5,7 +5,7 @@
     python benchmarks/eval_throughput.py --device cuda --model qwen2.5-0.5b --name eval_throughput_gpu
 
 The final evaluation is `ptb_gym.evaluation.evaluate_model` on the hidden test split under every harness of the
-task, as `score_episode` runs it (two generation passes for the math task: zero-shot, shared by two harnesses,
+task, as the verifier runs it (two generation passes for the math task: zero-shot, shared by two harnesses,
 and few-shot). It is compared, on the same model and items, with:
 
 - `per item`: the same evaluation with one `model.generate` call per item and prompt (what a first harness
@@ -97,9 +97,9 @@ def hf_generate(model, tokenizer, prompts, *, max_new_tokens, batch_size=64, pro
 def timed_evaluation(model, tokenizer, task, items, batch_size, generate_fn=None):
     """evaluate_model on `items`, with `generate_fn` in place of ptb_gym's generate; returns seconds, the
     completions per prompt group and the generated-token and prompt-token counts."""
-    from ptb_gym import evaluation
+    from ptb_gym import evaluation, generation
 
-    real = evaluation.generate
+    real = generation.generate
     captured: list[tuple[list[str], list[str]]] = []
 
     def recording(model_, tokenizer_, prompts, **kwargs):
@@ -107,7 +107,7 @@ def timed_evaluation(model, tokenizer, task, items, batch_size, generate_fn=None
         captured.append((list(prompts), texts))
         return texts
 
-    evaluation.generate = recording
+    generation.generate = recording
     try:
         _sync(model)
         started = time.perf_counter()
@@ -115,7 +115,7 @@ def timed_evaluation(model, tokenizer, task, items, batch_size, generate_fn=None
         _sync(model)
         seconds = time.perf_counter() - started
     finally:
-        evaluation.generate = real
+        generation.generate = real
     prompt_tokens = sum(len(ids) for prompts, _ in captured for ids in tokenizer(prompts)["input_ids"])
     new_tokens = sum(len(ids) for _, texts in captured for ids in tokenizer(texts)["input_ids"])
     return seconds, [texts for _, texts in captured], prompt_tokens, new_tokens
@@ -132,12 +132,13 @@ def main(config: Config, quick: bool = False) -> dict:
     import torch
     from ptb_gym.envs import load_task
 
-    from ptb_gym import evaluation
-    from ptb_gym.evaluation import _cpu_threads, load_model, load_tokenizer
+    from ptb_gym import generation
+    from ptb_gym.checkpoints import load_model, load_tokenizer
+    from ptb_gym.generation import _cpu_threads
 
     if config.threads:
         torch.set_num_threads(config.threads)
-        evaluation._SINGLE_THREAD_MAX_PARAMS = 0  # keep that thread count inside generate too
+        generation._SINGLE_THREAD_MAX_PARAMS = 0  # keep that thread count inside generate too
     info = machine()
     task = load_task("math")
     with tempfile.TemporaryDirectory(prefix="ptb-bench-eval-") as scratch:

@@ -1,18 +1,26 @@
-"""What a task is: data, evaluation harnesses, and the recorded scores that normalise the reward.
+"""What a task is: data, evaluation harnesses, scoring, and the recorded scores that normalise the reward.
 
-A task declares; the env, the tools and the evaluator do the machinery. A harness fixes everything that
-decides a score besides the weights (prompt format, shots, decoding length, answer extraction), because
-PostTrainBench showed results move with the harness; the final info reports every harness and the reward
-uses the primary one.
+A task declares; the episode, the tools and the verifier do the machinery. A harness fixes everything that
+decides a score besides the weights (prompt format, shots, chat or plain text, decoding length, stop sequences,
+answer extraction), because PostTrainBench showed results move with the harness; the final info reports every
+harness and the reward uses the primary one.
+
+A family subclasses `Task` (and `Harness` where it needs more fields) and implements `records`, `prompt` and
+`score`; see `envs/math/__init__.py`, which fits on a screen.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
+
+Message = dict[str, str]
+Prompt = Union[str, list[Message]]
+"""A prompt is plain text, or chat messages rendered with the base tokenizer's chat template."""
 
 
 @dataclass(frozen=True)
@@ -22,11 +30,13 @@ class Harness:
     name: str
     description: str
     shots: int = 0
-    """Solved train examples put before the question."""
-    extraction: str = "strict"
-    """How the answer is read from the completion: `strict` (`#### N`) or `last_number`."""
+    """Solved examples put before the item (few-shot)."""
+    chat: bool = False
+    """The prompt is chat messages (rendered with the base tokenizer's chat template) rather than plain text."""
     max_new_tokens: int = 48
     """Greedy decoding length."""
+    stop: tuple[str, ...] = ()
+    """The completion ends before the first of these strings."""
 
 
 @dataclass(frozen=True)
@@ -36,7 +46,7 @@ class Task:
     name: str
     title: str
     goal: str
-    """The task's paragraph of TASK.md: what the agent must achieve and in which format answers count."""
+    """The task's paragraph of TASK.md: what the agent must achieve and exactly how the model is evaluated."""
     harnesses: tuple[Harness, ...]
     primary_harness: str
     embedded_model: Path
@@ -44,15 +54,29 @@ class Task:
     scores_file: Path
     """JSON with the recorded base and reference scores, per base model and harness."""
 
-    def records(self, split: str, n: int) -> list[dict[str, Any]]:
-        """The first `n` items of a split as JSON records (`train` and `dev` go to the workspace)."""
+    def records(self, split: str, n: int, *, seed: int | None = None) -> list[dict[str, Any]]:
+        """The first `n` items of a split as JSON records. `train` and `dev` are fixed (they go to the workspace);
+        `test` is drawn from `seed`, the episode's secret, and never overlaps train or dev."""
         raise NotImplementedError
 
-    def prompt(self, item: dict[str, Any], harness: Harness) -> str:
+    def prompt(self, item: dict[str, Any], harness: Harness) -> Prompt:
         raise NotImplementedError
 
-    def is_correct(self, item: dict[str, Any], completion: str, harness: Harness) -> bool:
+    def score(self, items: Sequence[dict[str, Any]], completions: Sequence[str], harness: Harness) -> list[float]:
+        """Per item, the score of a completion in [0, 1] (batched: a family may execute code in a sandbox)."""
         raise NotImplementedError
+
+    def question(self, item: dict[str, Any]) -> str:
+        """The text that identifies an item, for the contamination check."""
+        for key in ("question", "prompt", "problem", "text"):
+            if isinstance(item.get(key), str):
+                return item[key]
+        return " ".join(str(value) for value in item.values() if isinstance(value, str))
+
+    @property
+    def tools(self) -> tuple:
+        """Tools this family adds to the common ones (none by default)."""
+        return ()
 
     def harness(self, name: str) -> Harness:
         for harness in self.harnesses:

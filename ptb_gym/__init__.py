@@ -17,15 +17,17 @@ from typing import Any
 
 import gymnasium as gym
 
-ENV_IDS = ("PTB/math-v0",)
+from ptb_gym.registration import ENVS
 
-for _env_id, _task in (("PTB/math-v0", "math"),):
-    if _env_id not in gym.registry:
+ENV_IDS = tuple(entry.id for entry in ENVS)
+
+for _entry in ENVS:
+    if _entry.id not in gym.registry:
         gym.register(
-            id=_env_id,
+            id=_entry.id,
             entry_point="ptb_gym.env:PostTrainEnv",
-            kwargs={"task": _task},
-            # Training and wall-clock budgets make transitions nondeterministic.
+            kwargs={"task": _entry.family, **_entry.kwargs},
+            # Training and the secret test split make transitions nondeterministic.
             nondeterministic=True,
         )
 
@@ -33,6 +35,8 @@ for _env_id, _task in (("PTB/math-v0", "math"),):
 _LAZY = {
     "PostTrainEnv": "ptb_gym.env",
     "EnvConfig": "ptb_gym.config",
+    "Episode": "ptb_gym.episode",
+    "Step": "ptb_gym.episode",
     "Tool": "ptb_gym.protocol",
     "ToolCall": "ptb_gym.protocol",
     "ToolResult": "ptb_gym.protocol",

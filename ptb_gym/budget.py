@@ -12,11 +12,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from ptb_gym.config import BUDGET_MODES
+
 
 class Budget:
     """Meters an episode's time against its limit."""
 
     def __init__(self, limit_s: float, mode: str = "compute", clock: Callable[[], float] = time.monotonic):
+        if mode not in BUDGET_MODES:
+            raise ValueError(f"budget mode must be one of {sorted(BUDGET_MODES)}, got {mode!r}")
         self.limit_s = float(limit_s)
         self.mode = mode
         self._clock = clock
@@ -52,6 +56,11 @@ class Budget:
                 used += end - max(start, covered_until)
                 covered_until = end
         return used
+
+    @property
+    def counting(self) -> str:
+        """What the meter counts, in words."""
+        return BUDGET_MODES[self.mode]
 
     @property
     def remaining_s(self) -> float:

@@ -1,9 +1,12 @@
 """Calibration: the recorded base and reference scores that make the reward a normalized uplift.
 
-`ptb-gym calibrate PTB/math-v0` scores the base model on the hidden test split under every harness, plays
-the reference recipe (and the naive one, for comparison) as whole episodes with the scripted agents over
-several seeds, and writes the means and intervals into the task's scores file. The reward of every later
-episode is normalized by these numbers, so a change to them changes what rewards mean: bump the env id.
+`ptb-gym calibrate PTB/math-v0` scores the base model on several secret draws of the hidden test split under
+every harness, plays the reference recipe (and the naive one, for comparison) as whole episodes with the scripted
+agents over several seeds (each episode draws its own secret test split), and writes the means and intervals into
+the task's scores file. The recorded scores are expectations over the test distribution, not over one fixed
+split, so every episode's own draw is normalized by them; the spread over draws is recorded next to them. The
+reward of every later episode is normalized by these numbers, so a change to them changes what rewards mean: bump
+the env id.
 """
 
 from __future__ import annotations
@@ -15,36 +18,46 @@ import platform
 import statistics
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 RECIPES = {"reference": "scripted", "naive": "naive"}
 
 
 def calibrate(env_id: str = "PTB/math-v0", *, seeds: Sequence[int] = (0, 1, 2), recipes: Sequence[str] = ("reference", "naive"),
-              options: dict[str, Any] | None = None, agent_options: dict[str, Any] | None = None,
+              draws: int = 5, options: dict[str, Any] | None = None, agent_options: dict[str, Any] | None = None,
               log: Callable[[str], None] = print) -> dict[str, Any]:
     """Scores of the base model and of each recipe (per seed) under every harness of the task.
 
-    `options` are env options; `agent_options` override the scripted agents' settings (e.g. `max_steps`).
+    `draws` secret test splits score the base model; `options` are env options; `agent_options` override the
+    scripted agents' settings (e.g. `max_steps`).
     """
+    import secrets
+
     import gymnasium as gym
 
     import ptb_gym  # noqa: F401 - registers the ids
     from ptb_gym.baselines import make_agent
-    from ptb_gym.evaluation import evaluate_model, load_model, load_tokenizer, resolve_device
+    from ptb_gym.checkpoints import resolve_device
+    from ptb_gym.evaluation import bootstrap_interval, score_checkpoint
 
     options = {"budget_s": 3600.0, **(options or {})}  # recipes are scored here, not timed
     env = gym.make(env_id, **options)
     task, config = env.unwrapped.task, env.unwrapped.config
     env.close()
-    base_dir = task.embedded_model if config.base_model is None else config.base_model
-    items = task.records("test", config.test_size)
-
+    base_dir = task.embedded_model if config.base_model is None else Path(config.base_model)
     started = time.monotonic()
-    model = load_model(base_dir, base_dir, resolve_device(config.device))
-    base_scores = evaluate_model(model, load_tokenizer(base_dir), task, items, batch_size=config.eval_batch_size)
-    log("base model: " + ", ".join(f"{h} {s.score:.1%}" for h, s in base_scores.items())
-        + f" ({time.monotonic() - started:.0f} s)")
+    base_draws: dict[str, list[float]] = {}
+    base_values: dict[str, list[float]] = {}
+    for _ in range(max(1, draws)):
+        items = task.records("test", config.test_size, seed=secrets.randbits(62))
+        result = score_checkpoint(base_dir, base_dir, task, items, device=config.device,
+                                  batch_size=config.eval_batch_size, check_lineage=False)
+        for harness, score in result.scores.items():
+            base_draws.setdefault(harness, []).append(score.score)
+            base_values.setdefault(harness, []).extend(score.item_scores)
+    log("base model: " + ", ".join(f"{h} {statistics.fmean(v):.1%} (draws {min(v):.1%}-{max(v):.1%})"
+                                   for h, v in base_draws.items()) + f" ({time.monotonic() - started:.0f} s)")
 
     runs: dict[str, list[dict[str, Any]]] = {recipe: [] for recipe in recipes}
     for recipe in recipes:
@@ -68,16 +81,18 @@ def calibrate(env_id: str = "PTB/math-v0", *, seeds: Sequence[int] = (0, 1, 2), 
                 + f" ({runs[recipe][-1]['wall_s']:.0f} s)")
 
     harnesses: dict[str, dict[str, Any]] = {}
-    for harness, base in base_scores.items():
-        entry: dict[str, Any] = {"base": base.score, "base_interval": list(base.interval)}
+    for harness, values in base_draws.items():
+        entry: dict[str, Any] = {"base": statistics.fmean(values), "base_draws": values,
+                                 "base_interval": list(bootstrap_interval(base_values[harness]))}
         for recipe, results in runs.items():
             values = [run["scores"][harness] for run in results]
             entry[recipe] = statistics.fmean(values)
             entry[f"{recipe}_seeds"] = values
-            entry[f"{recipe}_interval"] = seed_interval(values, len(items))
+            entry[f"{recipe}_interval"] = seed_interval(values, config.test_size)
         harnesses[harness] = entry
     return {
-        "env_id": env_id, "test_size": config.test_size, "seeds": list(seeds), "harnesses": harnesses, "runs": runs,
+        "env_id": env_id, "test_size": config.test_size, "seeds": list(seeds), "draws": draws, "harnesses": harnesses,
+        "runs": runs,
         "calibrated_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": {"platform": platform.platform(), "python": platform.python_version(),
                     "device": resolve_device(config.device)},

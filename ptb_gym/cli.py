@@ -13,6 +13,8 @@ import sys
 import time
 from typing import Any
 
+from ptb_gym.config import SANDBOX_KINDS
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ptb-gym", description=__doc__.split("\n")[0])
@@ -24,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--record-dir", default="runs", help="where the episode recording goes ('' for none)")
     run.add_argument("--budget-s", type=float, help="compute budget in seconds")
-    run.add_argument("--sandbox", choices=["auto", "bwrap", "none"])
+    run.add_argument("--sandbox", choices=SANDBOX_KINDS)
     run.add_argument("--base-model", help="local checkpoint directory or Hugging Face id")
     run.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE",
                      help="any other env option (value parsed as JSON when it can be), e.g. -o max_steps=50")
@@ -39,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     calibrate.add_argument("env_id", nargs="?", default="PTB/math-v0")
     calibrate.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     calibrate.add_argument("--recipes", nargs="+", default=["reference", "naive"], choices=["reference", "naive"])
+    calibrate.add_argument("--draws", type=int, default=5, help="secret test splits the base model is scored on")
     calibrate.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE")
     calibrate.add_argument("--dry-run", action="store_true", help="print the scores without recording them")
 
@@ -84,10 +87,9 @@ def _calibrate(args: argparse.Namespace) -> int:
 
     import ptb_gym  # noqa: F401
     from ptb_gym.calibration import calibrate, write_scores
-    from ptb_gym.scoring import model_key
 
     options = _options(args)
-    result = calibrate(args.env_id, seeds=args.seeds, recipes=args.recipes, options=options)
+    result = calibrate(args.env_id, seeds=args.seeds, recipes=args.recipes, draws=args.draws, options=options)
     print(f"{'harness':<20} {'base':>7} " + " ".join(f"{r:>22}" for r in args.recipes))
     for harness, entry in result["harnesses"].items():
         cells = [f"{entry[r]:6.1%} [{entry[r + '_interval'][0]:.1%}-{entry[r + '_interval'][1]:.1%}]" for r in args.recipes]
@@ -95,9 +97,9 @@ def _calibrate(args: argparse.Namespace) -> int:
     if args.dry_run or "reference" not in args.recipes:
         return 0
     env = gym.make(args.env_id, **options)
-    task, base_model = env.unwrapped.task, env.unwrapped.config.base_model
+    task, model_key = env.unwrapped.task, env.unwrapped.config.model_key
     env.close()
-    moved = write_scores(result, task.scores_file, model_key(base_model))
+    moved = write_scores(result, task.scores_file, model_key)
     print(f"recorded in {task.scores_file}")
     if moved:
         print(f"scores moved for {', '.join(moved)}: rewards now mean something else, so register the task under "
@@ -163,16 +165,13 @@ def _step_line(info: dict[str, Any], tool: str, seconds: float, observation: str
 def _summary(console, env_id: str, info: dict[str, Any], reward: float, seconds: float) -> None:
     from rich.table import Table
 
+    from ptb_gym.evaluation import SCORE_COLUMNS, score_rows
+
     table = Table(title=f"{env_id}: final scores on the hidden test split")
-    for column in ("harness", "score", "95% CI", "base", "reference", "uplift"):
+    for column in SCORE_COLUMNS:
         table.add_column(column, justify="left" if column == "harness" else "right")
-    for name, entry in info.get("scores", {}).items():
-        low, high = entry["interval"]
-        primary = " (primary)" if name == info.get("primary_harness") else ""
-        table.add_row(name + primary, f"{entry['score']:.1%}", f"{low:.1%}-{high:.1%}",
-                      f"{entry['base']:.1%}" if "base" in entry else "-",
-                      f"{entry['reference']:.1%}" if "reference" in entry else "-",
-                      f"{entry['uplift']:+.3f}" if "uplift" in entry else "-")
+    for row in score_rows(info.get("scores", {}), info.get("primary_harness")):
+        table.add_row(*row)
     if info.get("scores"):
         console.print(table)
     if info.get("failure"):
@@ -180,7 +179,8 @@ def _summary(console, env_id: str, info: dict[str, Any], reward: float, seconds:
     budget = info["budget"]
     interval = info.get("uplift_interval")
     ci = f" (95% CI {interval[0]:+.3f} to {interval[1]:+.3f})" if interval else ""
-    console.print(f"[bold]reward (normalized uplift): {reward:+.3f}[/bold]{ci}")
+    kind = "raw gain over the base" if info.get("reward_kind") == "raw_gain" else "normalized uplift"
+    console.print(f"[bold]reward ({kind}): {reward:+.3f}[/bold]{ci}")
     console.print(f"episode: {info['step']} steps, {seconds:.1f} s wall, budget used {budget['used_s']:.1f} s of "
                   f"{budget['limit_s']:.0f} s ({budget['mode']})")
 

@@ -8,6 +8,14 @@ from typing import Any, Literal
 
 from ptb_gym.errors import ConfigError, did_you_mean
 
+# The values of the string options, defined once: the config checks them, the CLI offers them, the budget and the
+# sandbox read them.
+BUDGET_MODES = {"compute": "compute (tool calls and running jobs)", "wall": "wall-clock time since reset"}
+SANDBOX_KINDS = ("auto", "bwrap", "none")
+EMBEDDED_MODEL_KEY = "ptb-tiny"
+BudgetMode = Literal["compute", "wall"]
+SandboxKind = Literal["auto", "bwrap", "none"]
+
 
 @dataclass(frozen=True)
 class EnvConfig:
@@ -19,11 +27,11 @@ class EnvConfig:
     """Base model to post-train: a local checkpoint directory or a Hugging Face id. None: the task's embedded model."""
     budget_s: float = 600.0
     """Compute budget of the episode in seconds (PostTrainBench gives 10 h on an H100)."""
-    budget_mode: Literal["compute", "wall"] = "compute"
+    budget_mode: BudgetMode = "compute"
     """`compute`: time when a tool or a background job runs (fair to slow policies); `wall`: time since reset."""
     max_steps: int = 200
     """Tool calls before the episode is truncated."""
-    sandbox: Literal["auto", "bwrap", "none"] = "auto"
+    sandbox: SandboxKind = "auto"
     """Where agent commands run: bubblewrap (`auto` picks it when it works), or plain subprocesses (trusted use)."""
     record_dir: str | None = None
     """Directory for the episode recording (one JSONL file per episode). None: no recording."""
@@ -43,6 +51,11 @@ class EnvConfig:
     """Device for training and evaluation: `auto` (CUDA when available), `cpu` or `cuda`."""
     eval_batch_size: int = 64
     """Prompts per batch in evaluation."""
+    disk_quota_bytes: int = 2 * 1024**3
+    """Disk space of the workspace (an ext4 image mounted there when the env runs as root; else a guard)."""
+    test_seed: int | None = None
+    """Seed of the hidden test split. None (the default): a fresh secret per episode that agent code cannot read
+    or predict; set it only to replay or audit scoring, never for an agent under evaluation."""
 
     @classmethod
     def from_kwargs(cls, **kwargs: Any) -> EnvConfig:
@@ -60,14 +73,21 @@ class EnvConfig:
     def check(self) -> None:
         if self.budget_s <= 0:
             raise ConfigError(f"budget_s must be positive, got {self.budget_s}.")
-        if self.budget_mode not in ("compute", "wall"):
-            raise ConfigError(f"budget_mode must be 'compute' or 'wall', got {self.budget_mode!r}.")
-        if self.sandbox not in ("auto", "bwrap", "none"):
-            raise ConfigError(f"sandbox must be 'auto', 'bwrap' or 'none', got {self.sandbox!r}.")
+        if self.budget_mode not in BUDGET_MODES:
+            raise ConfigError(f"budget_mode must be one of {sorted(BUDGET_MODES)}, got {self.budget_mode!r}.")
+        if self.sandbox not in SANDBOX_KINDS:
+            raise ConfigError(f"sandbox must be one of {list(SANDBOX_KINDS)}, got {self.sandbox!r}.")
+        if self.disk_quota_bytes < 64 * 1024**2:
+            raise ConfigError(f"disk_quota_bytes must be at least 64 MiB, got {self.disk_quota_bytes}.")
         if self.max_steps < 1:
             raise ConfigError(f"max_steps must be at least 1, got {self.max_steps}.")
         if self.test_size < 1 or self.dev_size < 1 or self.train_size < 1:
             raise ConfigError("test_size, dev_size and train_size must be at least 1.")
+
+    @property
+    def model_key(self) -> str:
+        """The key of the base model's recorded scores (`ptb-tiny` for the embedded model)."""
+        return EMBEDDED_MODEL_KEY if self.base_model is None else self.base_model
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

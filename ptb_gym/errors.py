@@ -24,20 +24,12 @@ class ToolError(PTBError):
     """The agent's tool call failed in a way the agent can fix; the message becomes the observation."""
 
 
-class BudgetExhausted(PTBError):
-    """The episode's compute budget ran out; the env truncates the episode."""
-
-
 class RecordingError(PTBError):
     """An episode recording is malformed or of a version this ptb-gym cannot read."""
 
 
 class IntegrityError(PTBError):
     """A submission failed an integrity check (contamination, lineage, tampering)."""
-
-
-class InfrastructureError(PTBError):
-    """The env itself failed (not the agent): RL trainers should drop such episodes, not learn from them."""
 
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:

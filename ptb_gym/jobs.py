@@ -6,10 +6,11 @@ that pass their deadline (the budget left when they were launched), so nothing r
 when the agent does not call `step`. `close()` kills every job and waits for it, so no process outlives
 the episode.
 
-The env process writes and reads the logs, and the agent can plant links in the workspace: a log is created
-without following links (`Workspace.create_file`), and the env reads it back through the descriptor it
-opened (`Job.log_path` is `/proc/self/fd/N`), so replacing `logs/job-1.log` by a link to a file outside the
-workspace makes the env neither write nor show that file.
+The env process writes and reads the logs, and the agent can plant links in the workspace and write gigabytes
+to a log: a log is created without following links (`Workspace.create_file`), and the env reads it back only
+through the descriptor it opened (`JobLog`), in bounded pieces: the tail by seeking, the metrics incrementally
+from where it stopped, keeping at most MAX_METRIC_RECORDS. Replacing `logs/job-1.log` by a link to a file outside
+the workspace makes the env neither write nor show that file; a 4 GB log costs the env no memory.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ import subprocess
 import threading
 import time
 import weakref
+from collections import deque
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from ptb_gym.budget import Budget
@@ -32,6 +33,124 @@ from ptb_gym.workspace import Workspace
 
 # Lines a job prints as `PTB_METRICS {"step": 10, "loss": 1.2, ...}` are parsed into its metrics.
 METRICS_PREFIX = "PTB_METRICS "
+MAX_METRIC_RECORDS = 10_000
+"""Metric records kept per job (the latest ones)."""
+MAX_METRIC_LINE = 4096
+"""Longer metric lines are skipped (a real one is a few hundred bytes)."""
+MAX_LINE_CARRY = 64 * 1024
+"""A line still unfinished past this many bytes cannot be a metric line: the reader skips to its end."""
+MAX_METRIC_KEYS = 32
+METRICS_READ_PER_CALL = 1024**3
+"""`JobLog.metrics` reads at most this much new log per call (it catches up over later calls)."""
+TAIL_BYTES = 256 * 1024
+_PREFIX = METRICS_PREFIX.encode()
+
+
+class JobLog:
+    """A job's log as the env reads it: through the descriptor the env created it with, never by name, and in
+    bounded pieces. Not thread-safe: the env's tools read it from one thread."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+        """A read-only descriptor of the log (the same file the job writes, whatever its name now points to)."""
+        self._offset = 0
+        self._carry = b""
+        self._skipping = False  # inside an overlong line: drop bytes up to its end
+        self._records: deque[dict[str, Any]] = deque(maxlen=MAX_METRIC_RECORDS)
+        self._finalizer = weakref.finalize(self, _close_quietly, fd)  # closes it once, here or in close()
+
+    @property
+    def closed(self) -> bool:
+        return self.fd < 0
+
+    def close(self) -> None:
+        """Close the descriptor (the episode's disk can then be unmounted). Idempotent."""
+        self.fd = -1
+        self._finalizer()
+
+    def size(self) -> int:
+        return os.fstat(self.fd).st_size if not self.closed else 0
+
+    def tail(self, max_bytes: int = TAIL_BYTES) -> tuple[bytes, int]:
+        """The last `max_bytes` bytes of the log, and the offset they start at."""
+        if self.closed:
+            return b"", 0
+        end = self.size()
+        start = max(0, end - max_bytes)
+        return os.pread(self.fd, end - start, start), start
+
+    def metrics(self) -> list[dict[str, Any]]:
+        """The metric records (`PTB_METRICS {json}` lines) the job printed so far, the latest
+        MAX_METRIC_RECORDS of them; each call reads only what was appended since the last one."""
+        if self.closed:
+            return list(self._records)
+        end = self.size()
+        if end < self._offset:  # truncated by the agent: start over
+            self._offset, self._carry, self._skipping = 0, b"", False
+        stop = min(end, self._offset + METRICS_READ_PER_CALL)
+        while self._offset < stop:
+            chunk = os.pread(self.fd, min(1024**2, stop - self._offset), self._offset)
+            if not chunk:
+                break
+            self._offset += len(chunk)
+            self._take(chunk)
+        return list(self._records)
+
+    def _take(self, chunk: bytes) -> None:
+        """Parse the complete lines of `chunk` (with what was left of the previous one); bytes.find keeps it at
+        memory speed, whatever the chunk holds."""
+        first = chunk.find(b"\n")
+        if first < 0:  # no line ends here: all of it belongs to the unfinished line
+            if not self._skipping:
+                self._carry += chunk
+                if len(self._carry) > MAX_LINE_CARRY:
+                    self._carry, self._skipping = b"", True
+            return
+        if not self._skipping:
+            self._line(self._carry + chunk[:first])
+        self._carry, self._skipping = b"", False
+        last = chunk.rfind(b"\n")
+        position = first + 1
+        while True:
+            found = chunk.find(_PREFIX, position, last)
+            if found < 0:
+                break
+            end = chunk.find(b"\n", found, last + 1)
+            if found == position or chunk[found - 1] == 0x0A:  # at the start of a line
+                self._line(chunk[found:end])
+            position = end + 1
+        self._carry = chunk[last + 1:]
+        if len(self._carry) > MAX_LINE_CARRY:
+            self._carry, self._skipping = b"", True
+
+    def _line(self, line: bytes) -> None:
+        if line.startswith(_PREFIX) and len(line) <= MAX_METRIC_LINE + len(_PREFIX):
+            record = _metric_record(line[len(_PREFIX):])
+            if record is not None:
+                self._records.append(record)
+
+
+def _metric_record(raw: bytes) -> dict[str, Any] | None:
+    """A metric line's JSON object with only small scalar values kept (the agent writes these lines too)."""
+    try:
+        value = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(value, dict):
+        return None
+    record = {}
+    for key, item in list(value.items())[:MAX_METRIC_KEYS]:
+        if isinstance(item, (int, float, bool)) or item is None or (isinstance(item, str) and len(item) <= 200):
+            record[str(key)[:100]] = item
+    return record
+
+
+def _close_quietly(fd: int) -> None:
+    if fd >= 0:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
 
 
 @dataclass
@@ -41,7 +160,8 @@ class Job:
     id: str
     command: list[str]
     kind: str
-    log_path: Path
+    log: JobLog
+    """The job's log, read through the env's own descriptor."""
     process: subprocess.Popen
     started_at: float
     deadline: float
@@ -60,17 +180,9 @@ class Job:
         return (self.ended_at or time.monotonic()) - self.started_at
 
     def metrics(self) -> list[dict[str, Any]]:
-        """The metric records the job printed so far (training loss, learning rate, ...)."""
-        records = []
-        if self.log_path.exists():
-            with open(self.log_path, errors="replace") as log:
-                for line in log:
-                    if line.startswith(METRICS_PREFIX):
-                        try:
-                            records.append(json.loads(line[len(METRICS_PREFIX):]))
-                        except json.JSONDecodeError:
-                            pass
-        return records
+        """The metric records the job printed so far (training loss, learning rate, ...), the latest
+        MAX_METRIC_RECORDS of them."""
+        return self.log.metrics()
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -79,7 +191,7 @@ class Job:
             "state": self.state,
             "exit_code": self.exit_code,
             "runtime_s": round(self.runtime_s, 2),
-            "log": self.meta.get("log_name", str(self.log_path.name)),
+            "log": self.meta.get("log_name", f"logs/{self.id}.log"),
             **{key: value for key, value in self.meta.items() if key != "log_name"},
         }
 
@@ -102,17 +214,21 @@ class JobManager:
         if remaining <= 0:
             raise ToolError("No budget left to launch a job. Submit your best model with submit().")
         job_id = f"job-{len(self.jobs) + 1}"
-        log_fd = self.workspace.create_file("logs", f"{job_id}.log")
+        write_fd = self.workspace.create_file("logs", f"{job_id}.log")
+        log = None
         try:
-            with open(os.dup(log_fd), "wb") as log:
-                process = self.sandbox.spawn(argv, self.workspace.root, stdout=log, stderr=subprocess.STDOUT)
+            log = JobLog(os.open(f"/proc/self/fd/{write_fd}", os.O_RDONLY | os.O_CLOEXEC))  # the same file
+            with open(write_fd, "wb", closefd=False) as out:
+                process = self.sandbox.spawn(argv, self.workspace.root, stdout=out, stderr=subprocess.STDOUT)
         except BaseException:
-            os.close(log_fd)
+            if log is not None:
+                log.close()
             raise
+        finally:
+            os.close(write_fd)  # the job holds its own copy; the env only reads
         now = time.monotonic()
-        job = Job(job_id, argv, kind, Path(f"/proc/self/fd/{log_fd}"), process, now, now + remaining,
+        job = Job(job_id, argv, kind, log, process, now, now + remaining,
                   self.budget.open(), {"log_name": f"logs/{job_id}.log", **(meta or {})})
-        weakref.finalize(job, os.close, log_fd)
         with self._lock:
             self.jobs[job_id] = job
         return job
@@ -162,7 +278,8 @@ class JobManager:
         return [job for job in self.jobs.values() if job.running]
 
     def close(self) -> None:
-        """Kill every job and reap it, and whatever else the episode's commands left running. Idempotent."""
+        """Kill every job and reap it, and whatever else the episode's commands left running, and close the logs
+        (a later `tail` shows nothing; the metrics read so far stay). Idempotent."""
         self._closed.set()
         with self._lock:
             for job in self.jobs.values():
@@ -170,6 +287,8 @@ class JobManager:
                     self._terminate(job)
                     self._finish(job, "killed", job.process.returncode)
         self.sandbox.close()  # processes that left their group (setsid, double fork) die here too
+        for job in self.jobs.values():
+            job.log.close()  # no descriptor into the workspace outlives the episode (its disk is unmounted)
 
     def _finish(self, job: Job, state: str, code: int | None) -> None:
         job.state, job.exit_code, job.ended_at = state, code, time.monotonic()

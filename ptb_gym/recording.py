@@ -162,6 +162,13 @@ class EpisodeRecorder:
         self._footer_written = True
         self.close()
 
+    # As an observer of an `Episode`: a line per step as it happens, the footer at the end.
+    def on_step(self, episode: Any, step: Any) -> None:
+        self.step(step.to_record())
+
+    def on_finish(self, episode: Any, outcome: Any) -> None:
+        self.footer(outcome.footer)
+
     def close(self) -> None:
         """Close the file (idempotent). Without a footer the episode reads back as interrupted."""
         if self._file is not None:

@@ -15,11 +15,12 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ptb_gym.recording import EpisodeLog, read_episode
+from ptb_gym.text import shorten
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
 
-__all__ = ["render_episode", "replay", "shorten"]
+__all__ = ["render_episode", "replay"]
 
 OBSERVATION_LIMIT = 2000
 """Characters of a step's observation shown unless full: enough for a log's head and tail."""
@@ -34,44 +35,6 @@ PROMPT_LINES = 20
 
 INTERRUPTED = "episode was interrupted (no footer)"
 _SCORE_COLUMNS = ("harness", "score", "base", "reference", "uplift", "interval")
-
-
-def shorten(text: str, limit: int, max_lines: int | None = None) -> str:
-    """`text` if it fits, else its head and tail around "... [N chars omitted] ...".
-
-    Args:
-        text: The text to shorten.
-        limit: Most characters kept (about half from the head, half from the tail).
-        max_lines: Most lines kept, if given: logs of many short lines stay short too.
-
-    Cuts fall on line boundaries where that costs little, so log lines stay whole.
-    """
-    n_lines = text.count("\n") + 1
-    if len(text) <= limit and (max_lines is None or n_lines <= max_lines):
-        return text
-    half = max(limit // 2, 1)
-    # The kept head is text[:h], the kept tail text[t:].
-    h, t = (half, len(text) - half) if len(text) > limit else (len(text), 0)
-    if max_lines is not None and n_lines > max_lines:
-        keep = max(max_lines // 2, 1)
-        pos = -1
-        for _ in range(keep):
-            pos = text.find("\n", pos + 1)
-        h = min(h, pos + 1)
-        pos = len(text) - 1 if text.endswith("\n") else len(text)
-        for _ in range(keep):
-            pos = text.rfind("\n", 0, pos)
-        t = max(t, pos + 1)
-    cut = text.rfind("\n", 0, h)
-    if cut + 1 >= h // 2:
-        h = cut + 1
-    if text[t - 1] != "\n" and 0 <= (cut := text.find("\n", t)) < t + half // 2:
-        t = cut + 1
-    if h >= t:
-        return text
-    omitted = f"... [{t - h} chars omitted] ..."
-    at_lines = h > 0 and text[h - 1] == "\n" and text[t - 1] == "\n"
-    return f"{text[:h]}{omitted}\n{text[t:]}" if at_lines else f"{text[:h]}{omitted}{text[t:]}"
 
 
 # ---- formatting shared by the plain and the rich view -------------------------------------------------

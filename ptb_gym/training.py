@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ptb_gym.jobs import METRICS_PREFIX
+from ptb_gym.records import METRICS_PREFIX, RecordError, parse_jsonl
 
 JOB_STARTED = time.monotonic()  # before the heavy imports, which count against the time limit too
 
@@ -31,7 +31,7 @@ class TrainConfig:
     """One supervised fine-tuning run."""
 
     data: str
-    """JSONL file with `prompt`/`completion` records (loss on the completion only) or `text` records."""
+    """JSONL file with `prompt`/`completion` records (loss on the completion only), `text` or `messages` records."""
     model: str = "base_model"
     """Checkpoint to start from (the base model, or an earlier output of this tool)."""
     output_dir: str = "checkpoints/sft"
@@ -57,23 +57,11 @@ class TrainConfig:
 
 
 def load_records(path: Path) -> list[dict[str, Any]]:
-    records = []
-    with open(path) as lines:
-        for number, line in enumerate(lines, 1):
-            if line.strip():
-                try:
-                    records.append(json.loads(line))
-                except json.JSONDecodeError as error:
-                    sys.exit(f"error: {path} line {number} is not valid JSON ({error.msg}).")
-    if not records:
-        sys.exit(f"error: {path} has no records.")
-    keys = set(records[0])
-    if not ({"prompt", "completion"} <= keys or "text" in keys):
-        sys.exit(
-            f"error: {path} records have keys {sorted(keys)}; the train tool needs 'prompt' and 'completion' "
-            "(loss on the completion only) or 'text'. Write such records with write_data."
-        )
-    return records
+    try:
+        with open(path, encoding="utf-8", errors="replace") as lines:
+            return parse_jsonl(lines, str(path))
+    except RecordError as error:
+        sys.exit(f"error: {error} Write such records with write_data.")
 
 
 def tokenize(records: list[dict[str, Any]], tokenizer, max_length: int) -> dict[str, list] | None:
@@ -91,11 +79,13 @@ def tokenize(records: list[dict[str, Any]], tokenizer, max_length: int) -> dict[
         prompts = [r["prompt"] for r in records]
         prompt_ids = tokenizer(prompts)["input_ids"]
         full_ids = tokenizer([p + with_eos(r["completion"]) for p, r in zip(prompts, records)])["input_ids"]
-    else:
+    elif "text" in records[0]:
         if not all(isinstance(r["text"], str) for r in records):
             return None
         full_ids = tokenizer([with_eos(r["text"]) for r in records])["input_ids"]
         prompt_ids = [[] for _ in full_ids]
+    else:
+        return None
     prepared: dict[str, list] = {"input_ids": [], "labels": []}
     for prompt, ids in zip(prompt_ids, full_ids):
         start = next((i for i, (a, b) in enumerate(zip(prompt, ids)) if a != b), min(len(prompt), len(ids)))
@@ -118,7 +108,7 @@ def main(config: TrainConfig) -> None:
     device = config.device if config.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     on_gpu = device == "cuda"
     records = load_records(Path(config.data))
-    columns = ["prompt", "completion"] if "prompt" in records[0] else ["text"]
+    columns = next(c for c in (["prompt", "completion"], ["messages"], ["text"]) if c[0] in records[0])
 
     tokenizer = AutoTokenizer.from_pretrained(config.model, trust_remote_code=False)
     if tokenizer.pad_token is None:

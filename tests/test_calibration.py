@@ -11,12 +11,13 @@ from tests.conftest import SMALL
 
 
 def test_calibrate_scores_base_and_recipes_and_records_them(tmp_path):
-    result = calibrate("PTB/math-v0", seeds=(0,), recipes=("reference",),
+    result = calibrate("PTB/math-v0", seeds=(0,), recipes=("reference",), draws=2,
                        options={**SMALL, "workdir": str(tmp_path)}, agent_options={"max_steps": 3, "wait_chunk_s": 5},
                        log=lambda line: None)
     assert set(result["harnesses"]) == {h.name for h in load_task("math").harnesses}
     for entry in result["harnesses"].values():
         assert 0.0 <= entry["base"] <= 1.0 and len(entry["reference_seeds"]) == 1
+        assert len(entry["base_draws"]) == 2  # the base model on two secret test splits
     scores_file = tmp_path / "scores.json"
     assert write_scores(result, scores_file, "ptb-tiny") == []
     recorded = json.loads(scores_file.read_text())["models"]["ptb-tiny"]

@@ -33,8 +33,11 @@ needs_memory_cgroup = pytest.mark.skipif("cgroup" not in _cgroup_limits()["memor
 
 @pytest.fixture
 def workspace(tmp_path):
+    """A workspace as `disk.EpisodeDisk` makes one: owned by the sandbox's host identity, mode 0700 (and, here,
+    under pytest's 0700 directory, which that identity cannot enter)."""
     root = tmp_path / "workspace"
-    root.mkdir()
+    root.mkdir(mode=0o700)
+    os.chown(root, *sandbox_module.host_identity())
     return root
 
 
@@ -74,14 +77,14 @@ def test_bwrap_shows_python_and_the_training_module_but_not_the_task_or_scoring_
     assert "imported" not in out
     assert "packages-ok" in out
     assert f"{task_dir}': No such file or directory" in out
-    assert {"training.py", "jobs.py"} <= set(out.split()) and not {"evaluation.py", "scoring.py"} & set(out.split())
+    assert "training.py" in out.split() and not {"evaluation.py", "scoring.py"} & set(out.split())
     assert "/etc/pip.conf': No such file" in out and "/etc/shadow': No such file" in out
 
 
 def test_the_sandboxed_ptb_gym_modules_are_the_training_closure_only():
     core, files = sandbox_module._core_modules()
     names = {f.name for f in files}
-    assert {"__init__.py", "training.py", "jobs.py", "errors.py"} <= names
+    assert {"__init__.py", "training.py"} <= names
     assert not names & {"evaluation.py", "scoring.py", "integrity.py", "env.py", "cli.py", "replay.py"}
     assert all(f.parent == core for f in files)
 
@@ -113,6 +116,62 @@ def test_bwrap_runs_as_an_unprivileged_user_without_nested_namespaces(bwrap, wor
     assert "uid=1000(agent)" in out and "agent" in out.split()
     assert "CapEff:\t0000000000000000" in out
     assert "nested-userns" not in out
+
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="the env drops to an unprivileged identity only as root")
+
+
+@needs_root
+@needs_bwrap
+def test_bwrap_commands_run_on_the_host_as_an_unprivileged_identity_without_groups(bwrap, workspace):
+    token = f"ptb-identity-{uuid.uuid4().hex}"
+    process = bwrap.spawn(["bash", "-c", f"echo x > owned; mkdir d; exec -a {token} sleep 30"], workspace)
+    try:
+        deadline = time.monotonic() + 10
+        while not (found := [p for p in host_processes_with(token)
+                             if Path(f"/proc/{p}/cmdline").read_bytes().startswith(token.encode())]):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        [pid] = found  # the sleep, not the bubblewraps whose command lines name it
+        status = Path(f"/proc/{pid}/status").read_text()
+        bwrap_status = Path(f"/proc/{process.pid}/status").read_text()  # bubblewrap itself, outside
+    finally:
+        bwrap.close()
+    uid, gid = sandbox_module.SANDBOX_HOST_UID, sandbox_module.SANDBOX_HOST_GID
+    for text in (status, bwrap_status):
+        fields = dict(line.split(":", 1) for line in text.splitlines())
+        assert fields["Uid"].split() == [str(uid)] * 4 and fields["Gid"].split() == [str(gid)] * 4
+        assert fields["Groups"].strip() == "" and fields["NoNewPrivs"].strip() == "1"
+        assert fields["CapEff"].strip() == "0000000000000000"
+    for name in ("owned", "d", ".tmp"):
+        info = (workspace / name).stat()
+        assert (info.st_uid, info.st_gid) == (uid, gid)
+    assert "64000" not in Path("/etc/passwd").read_text().replace(":", " ").split()  # no account's uid
+
+
+@needs_root
+@needs_bwrap
+def test_bwrap_reaches_python_and_a_workspace_its_identity_could_not_enter(bwrap, tmp_path):
+    # pytest's /tmp/pytest-of-root is 0700, and the interpreter may live under /root: both are bound for it.
+    hidden = tmp_path / "closed" / "workspace"
+    hidden.mkdir(parents=True)
+    hidden.parent.chmod(0o700)
+    os.chown(hidden, *sandbox_module.host_identity())
+    code, out = sh(bwrap, hidden, "python -c 'import sys; print(sys.version_info[0])'; echo ok > f && cat f")
+    assert out.split() == ["3", "ok"]
+    assert not any(b"/ptb-gym-sandbox-" in line and b"/view/" in line
+                   for line in Path("/proc/self/mountinfo").read_bytes().splitlines())  # no host mount left
+
+
+def test_the_plain_backend_says_which_identity_it_runs_as(workspace):
+    box = SubprocessSandbox(quiet=True)
+    expected = sandbox_module.SANDBOX_HOST_UID if box.identity else os.getuid()
+    try:
+        code, out = sh(box, workspace, "id -u")
+    finally:
+        box.close()
+    assert out.split() == [str(expected)]
+    assert str(expected) in box.limits_in_force()["identity"]
 
 
 @needs_bwrap
@@ -250,7 +309,8 @@ def test_asking_for_bwrap_where_it_does_not_work_is_a_clear_error(monkeypatch):
 
 def test_limits_in_force_say_what_holds():
     facts = SubprocessSandbox(quiet=True).limits_in_force()
-    assert set(facts) == {"isolation", "processes", "memory", "file_size", "open_files", "disk", "kill_all"}
+    assert set(facts) == {"isolation", "processes", "memory", "file_size", "open_files", "disk", "kill_all",
+                          "identity"}
     assert facts["isolation"].startswith("none")
     if sandbox_module.bubblewrap_works():
         box = BubblewrapSandbox()

@@ -51,7 +51,7 @@ def test_train_reports_bad_data_clearly(make_env):
     env = make_env()
     env.reset(seed=0)
     obs, *_ = env.step(call("train", data="data/train.jsonl"))
-    assert "needs 'prompt' and 'completion'" in obs
+    assert "has keys ['answer', 'question', 'solution']; records are {'prompt'" in obs
     obs, *_ = env.step(call("write_data", path="d.jsonl", records=[{"prompt": "a"}]))
     assert "needs a string 'completion'" in obs
 

@@ -1,4 +1,4 @@
-"""The agent's tools, in the order agents see them."""
+"""The agent's tools, in the order agents see them; a task family may add its own (`Task.tools`)."""
 
 from ptb_gym.protocol import Tool
 from ptb_gym.tools.data import write_data
@@ -15,4 +15,15 @@ ALL_TOOLS: tuple[Tool, ...] = (
 )
 TOOLS_BY_NAME: dict[str, Tool] = {t.name: t for t in ALL_TOOLS}
 
-__all__ = ["ALL_TOOLS", "TOOLS_BY_NAME", *TOOLS_BY_NAME]
+
+def tools_for(task) -> dict[str, Tool]:
+    """The tools of an episode of `task`: the common ones, then the family's own."""
+    tools = dict(TOOLS_BY_NAME)
+    for extra in task.tools:
+        if extra.name in tools:
+            raise ValueError(f"task {task.name!r} defines a tool {extra.name!r} that exists already")
+        tools[extra.name] = extra
+    return tools
+
+
+__all__ = ["ALL_TOOLS", "TOOLS_BY_NAME", "tools_for", *TOOLS_BY_NAME]

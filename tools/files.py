@@ -1,13 +1,25 @@
-"""File tools: read, write and list files of the workspace (nothing outside it can be reached)."""
+"""File tools: read, write and list files of the workspace (nothing outside it can be reached).
+
+All three go through the workspace's gate (`ptb_gym.workspace.Workspace`): no link is followed, special files
+are refused without blocking, and every read is bounded (a 4 GB file or a tree of 100,000 files costs the env
+a bounded amount of memory and time).
+"""
 
 from __future__ import annotations
 
 from ptb_gym.episode import Episode
 from ptb_gym.errors import ToolError
 from ptb_gym.protocol import tool
+from ptb_gym.workspace import READ_ONLY_DIRS, Workspace
 
 MAX_WRITE_BYTES = 50 * 1024**2
-READ_ONLY_DIRS = ("base_model",)
+MAX_READ_LINES = 2000
+SHOWN_PER_DIRECTORY = 200
+MAX_LISTED_LINES = 1000
+MAX_LISTED_ENTRIES = 20_000
+"""list_files looks at no more entries than this (then it says the listing stopped)."""
+
+__all__ = ["read_file", "write_file", "list_files", "READ_ONLY_DIRS"]
 
 
 @tool
@@ -19,17 +31,22 @@ def read_file(episode: Episode, path: str, start_line: int = 1, max_lines: int =
         start_line: First line to show (1-based).
         max_lines: How many lines to show at most.
     """
-    target = episode.workspace.resolve(path, expect="file")
-    data = target.read_bytes()
-    if b"\x00" in data[:8192]:
-        raise ToolError(f"{path!r} is a binary file ({len(data)} bytes) and cannot be shown as text.")
-    lines = data.decode(errors="replace").splitlines()
-    start = max(1, start_line)
-    shown = lines[start - 1 : start - 1 + max(1, max_lines)]
-    text = "\n".join(shown)
-    end = start + len(shown) - 1
-    if start > 1 or end < len(lines):
-        text += f"\n[lines {start}-{end} of {len(lines)}; use start_line to read more]"
+    max_bytes = max(1000, episode.config.max_observation_chars - 300)
+    window = episode.workspace.read_text_lines(path, start_line, min(max(1, max_lines), MAX_READ_LINES), max_bytes)
+    total = "?" if window.total_lines is None else str(window.total_lines)
+    if window.last_line < window.first_line:
+        if window.total_lines == 0:
+            return "(empty file)"
+        return f"[{path} has {total} lines; start_line {window.first_line} is past its end]"
+    text = window.text
+    more = window.total_lines is None or window.last_line < window.total_lines
+    if window.cut:
+        text += (f"\n[line {window.last_line} is longer than {max_bytes} bytes and was cut; read the rest with run, "
+                 f"e.g. `cut -c {max_bytes}- {path}`]")
+    elif window.first_line > 1 or more:
+        text += (f"\n[lines {window.first_line}-{window.last_line} of {total}; use start_line="
+                 f"{window.last_line + 1} to read more]" if more else
+                 f"\n[lines {window.first_line}-{window.last_line} of {total}]")
     return text
 
 
@@ -42,19 +59,17 @@ def write_file(episode: Episode, path: str, content: str, append: bool = False) 
         content: The text to write.
         append: Append to the file instead of replacing it.
     """
-    target = episode.workspace.resolve(path)
-    relative = episode.workspace.relative(target)
-    if relative.split("/")[0] in READ_ONLY_DIRS:
-        raise ToolError(f"{relative.split('/')[0]}/ is read-only: write your outputs elsewhere, e.g. checkpoints/.")
-    if target.is_dir():
-        raise ToolError(f"{path!r} is a directory; give a file path.")
-    encoded = content.encode()
+    try:
+        encoded = content.encode()
+    except UnicodeEncodeError as error:
+        raise ToolError(f"The content is not valid Unicode text ({error.reason} at character {error.start}): "
+                        "write binary data with a script run by run.") from None
     if len(encoded) > MAX_WRITE_BYTES:
-        raise ToolError(f"The content is {len(encoded)} bytes; files written at once are limited to {MAX_WRITE_BYTES}.")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target, "ab" if append else "wb") as out:
-        out.write(encoded)
-    return f"{'Appended' if append else 'Wrote'} {len(encoded)} bytes to {relative}."
+        raise ToolError(f"The content is {len(encoded)} bytes; files written at once are limited to {MAX_WRITE_BYTES}: "
+                        "write it in parts with append=True, or generate it with a script.")
+    relative = episode.workspace.check(path)
+    written = episode.workspace.write_bytes(relative, encoded, append=append)
+    return f"{'Appended' if append else 'Wrote'} {written} bytes to {relative}."
 
 
 @tool
@@ -65,23 +80,49 @@ def list_files(episode: Episode, path: str = ".", depth: int = 2) -> str:
         path: Directory relative to the workspace root.
         depth: How many directory levels to show.
     """
-    root = episode.workspace.resolve(path, expect="dir")
+    return listing(episode.workspace, path, max(1, min(depth, 64)))
+
+
+def listing(workspace: Workspace, path: str, depth: int) -> str:
+    """The tree under `path`, `depth` levels deep, at most SHOWN_PER_DIRECTORY entries per directory and
+    MAX_LISTED_LINES lines; hidden names (".x") are left out."""
+    start = workspace.check(path)
+    prefix = 0 if start == "." else len(start) + 1
     lines: list[str] = []
-
-    def walk(directory, level: int) -> None:
-        entries = sorted(p for p in directory.iterdir() if not p.name.startswith("."))
-        for entry in entries[:200]:
-            indent = "  " * level
-            if entry.is_dir() and not entry.is_symlink():
-                lines.append(f"{indent}{entry.name}/")
-                if level + 1 < depth:
-                    walk(entry, level + 1)
-            else:
-                lines.append(f"{indent}{entry.name}  ({_size(entry.lstat().st_size)})")
-        if len(entries) > 200:
-            lines.append(f"{'  ' * level}... {len(entries) - 200} more")
-
-    walk(root, 0)
+    shown: dict[str, int] = {}  # per directory: entries seen
+    omitted_line: dict[str, int] = {}  # per directory: index of its "... N more" line
+    skipped = "\0"  # the last directory not shown (over the per-directory limit): its contents are skipped too
+    stopped = ""
+    for entry in workspace.walk(start, max_depth=depth, max_entries=MAX_LISTED_ENTRIES, hidden=False):
+        if entry.kind == "truncated":
+            if "entries" in entry.detail or "changed" in entry.detail:
+                stopped = entry.detail
+            continue  # depth: a directory at the last level shown is not entered, as asked
+        relative = entry.relative[prefix:]
+        parent, _, name = relative.rpartition("/")
+        if relative.startswith(skipped + "/"):
+            continue
+        shown[parent] = shown.get(parent, 0) + 1
+        indent = "  " * relative.count("/")
+        if shown[parent] > SHOWN_PER_DIRECTORY:
+            if parent not in omitted_line:
+                omitted_line[parent] = len(lines)
+                lines.append(indent)
+            if entry.kind == "dir":
+                skipped = relative
+            lines[omitted_line[parent]] = f"{indent}... {shown[parent] - SHOWN_PER_DIRECTORY} more"
+            continue
+        if len(lines) >= MAX_LISTED_LINES:
+            stopped = stopped or f"more than {MAX_LISTED_LINES} lines"
+            break
+        if entry.kind == "dir":
+            lines.append(f"{indent}{name}/")
+        elif entry.kind == "file":
+            lines.append(f"{indent}{name}  ({_size(entry.size)})")
+        else:
+            lines.append(f"{indent}{name}  ({entry.kind})")
+    if stopped:
+        lines.append(f"[listing stopped: {stopped}; list a subdirectory, or use a smaller depth]")
     return "\n".join(lines) or "(empty directory)"
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from ptb_gym.episode import Episode, truncate_middle
+from ptb_gym.episode import Episode
 from ptb_gym.errors import ToolError
-from ptb_gym.jobs import Job
+from ptb_gym.jobs import TAIL_BYTES, Job
 from ptb_gym.protocol import ToolResult, tool
+from ptb_gym.text import shorten
 
 
 @tool
@@ -80,10 +81,10 @@ def describe(job: Job) -> str:
     if job.exit_code is not None and job.state != "succeeded":
         text += f" (exit code {job.exit_code})"
     text += f", {job.runtime_s:.1f} s"
-    metrics = [m for m in job.metrics() if "loss" in m]
+    metrics = _losses(job)
     if metrics:
         last = metrics[-1]
-        text += f", step {last['step']}/{last.get('max_steps', '?')}, loss {last['loss']:.4f}"
+        text += f", step {last.get('step', '?')}/{last.get('max_steps', '?')}, loss {last['loss']:.4f}"
     if job.state == "timed_out":
         text += " - killed: the budget ran out"
     if "output_dir" in job.meta and job.state == "succeeded":
@@ -92,13 +93,25 @@ def describe(job: Job) -> str:
 
 
 def last_lines(job: Job, lines: int, limit: int) -> str:
-    text = job.log_path.read_text(errors="replace") if job.log_path.exists() else ""
-    shown = "\n".join(text.splitlines()[-max(1, lines):])
-    return truncate_middle(shown, limit - 300, job.meta.get("log_name", ""))
+    """The last `lines` lines of the job's log, from at most its last TAIL_BYTES (read by seeking)."""
+    data, start = job.log.tail(TAIL_BYTES)
+    text = data.decode(errors="replace")
+    if start > 0:
+        text = text.partition("\n")[2]  # the first line read is probably cut
+    shown = "\n".join(text.splitlines()[-max(1, min(lines, 10_000)):])
+    if start > 0 and lines > shown.count("\n") + 1:
+        shown = f"[showing the end of a {start + len(data)}-byte log]\n{shown}"
+    return shorten(shown, limit - 300, where=job.meta.get("log_name", ""))
 
 
 def _curve(job: Job | None) -> dict:
     if job is None:
         return {}
-    curve = [{"step": m["step"], "loss": m["loss"]} for m in job.metrics() if "loss" in m]
+    curve = [{"step": m.get("step"), "loss": m["loss"]} for m in _losses(job)]
     return {"loss_curve": curve} if curve else {}
+
+
+def _losses(job: Job) -> list[dict]:
+    """Metric records with a numeric loss (a job's script may print any PTB_METRICS line)."""
+    return [m for m in job.metrics()
+            if isinstance(m.get("loss"), (int, float)) and not isinstance(m.get("loss"), bool)]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from ptb_gym.episode import Episode
-from ptb_gym.errors import IntegrityError, ToolError
+import os
+
+from ptb_gym.episode import CHECKPOINT_MAX_FILES, Episode
+from ptb_gym.errors import ToolError
 from ptb_gym.protocol import ToolResult, tool
 
 
@@ -12,10 +14,9 @@ def budget(episode: Episode) -> ToolResult:
     """Show the compute budget used and left, and the running jobs."""
     snapshot = episode.budget.snapshot()
     running = [job.id for job in episode.jobs.running]
-    mode = "tool calls and running jobs" if snapshot["mode"] == "compute" else "wall-clock time since reset"
     return ToolResult(
         f"Budget: {snapshot['used_s']:.0f} s used of {snapshot['limit_s']:.0f} s, {snapshot['remaining_s']:.0f} s "
-        f"left (counting {mode}). Running jobs: {', '.join(running) or 'none'}.",
+        f"left (counting {episode.budget.counting}). Running jobs: {', '.join(running) or 'none'}.",
         {"running_jobs": running},
     )
 
@@ -27,16 +28,20 @@ def submit(episode: Episode, checkpoint: str = "final_model") -> ToolResult:
     Args:
         checkpoint: Checkpoint directory (a full model saved with save_pretrained, or a LoRA adapter).
     """
-    from ptb_gym.evaluation import check_checkpoint
-
-    path = episode.workspace.resolve(checkpoint, must_exist=True)
+    relative = episode.workspace.check(checkpoint)
     try:
-        check_checkpoint(path, episode.base_model_dir)
-    except IntegrityError:
-        pass  # accepted; the final evaluation flags it and says why
+        os.close(episode.workspace.open_fd(relative, expect="dir"))
     except ToolError as error:
         raise ToolError(f"Cannot submit {checkpoint}: {error}") from None
-    episode.jobs.close()
-    episode.submission = path
+    try:  # links or special files inside: say so now (the final snapshot refuses them anyway)
+        episode.workspace.list_tree(relative, max_files=CHECKPOINT_MAX_FILES)
+    except ToolError as error:
+        raise ToolError(f"Cannot submit {checkpoint}: {error}") from None
+    names = {entry.relative.rsplit("/", 1)[-1] for entry in episode.workspace.walk(relative, max_depth=1)
+             if entry.kind == "file"}
+    if not any(name.endswith(".safetensors") for name in names):
+        raise ToolError(f"Cannot submit {checkpoint}: it has no *.safetensors weights. Save the model with "
+                        "save_pretrained() (or use the train tool, which does), then submit again.")
+    episode.submission = relative
     return ToolResult(f"Submitted {checkpoint}. The episode is over; it is being scored on the hidden test split.",
-                      {"submitted": checkpoint})
+                      {"submitted": relative})

@@ -1,4 +1,10 @@
-"""The train tool: the bundled TRL recipe (SFT, full fine-tuning or LoRA) as a background job."""
+"""The train tool: the bundled TRL recipe (SFT, full fine-tuning or LoRA) as a background job.
+
+The job never reads its inputs from the workspace: the data file is copied (through the path gate, bounded) with
+the run's config into the episode's `inputs/` directory, outside the workspace and read-only in the sandbox. What
+the job trains on is exactly what was checked, and the final contamination scan covers it even if the agent
+deletes its data afterwards.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +12,17 @@ import dataclasses
 import json
 import os
 import sys
+from pathlib import Path
 
 from ptb_gym.episode import Episode
 from ptb_gym.errors import ToolError
 from ptb_gym.protocol import ToolResult, tool
+from ptb_gym.records import RecordError, record_kind
 from ptb_gym.tools.jobs import describe
 from ptb_gym.training import TrainConfig
 
 SAVE_MARGIN_S = 20.0  # budget kept for saving the model when training stops early at the budget's end
+MAX_DATA_BYTES = 512 * 1024**2
 
 
 @tool
@@ -32,7 +41,7 @@ def train(
     """Fine-tune with TRL's SFTTrainer in the background; returns a job id (follow it with wait or job_status).
 
     Args:
-        data: JSONL file of {"prompt", "completion"} records (loss on the completion) or {"text"} records.
+        data: JSONL file of {"prompt", "completion"} records (loss on the completion), {"text"} or {"messages"} records.
         output_dir: Directory the trained model (or LoRA adapter) is saved to, with safetensors.
         lora: Train a LoRA adapter through PEFT instead of all weights.
         lora_rank: LoRA rank (alpha is twice the rank).
@@ -43,44 +52,74 @@ def train(
         model: Checkpoint to start from: "base_model" or an earlier output directory.
     """
     workspace = episode.workspace
-    data_path = workspace.resolve(data, expect="file")
-    first = data_path.open().readline()
-    try:
-        keys = set(json.loads(first)) if first.strip() else set()
-    except json.JSONDecodeError:
-        raise ToolError(f"{data} is not JSONL: its first line is not valid JSON.") from None
-    if not ({"prompt", "completion"} <= keys or "text" in keys):
-        raise ToolError(f"{data} records have keys {sorted(keys)}; the train tool needs 'prompt' and 'completion' "
-                        "or 'text'. Write such records with write_data.")
-    model_path = workspace.resolve(model, expect="dir")
-    if not (model_path / "config.json").exists():
-        raise ToolError(f"{model!r} is not a full checkpoint (no config.json); start from base_model or a full "
-                        "fine-tuning output.")
-    output_path = workspace.resolve(output_dir)
-    for name, value, low in (("max_steps", max_steps, 1), ("batch_size", batch_size, 1), ("lora_rank", lora_rank, 1),
-                             ("max_length", max_length, 8)):
-        if value < low:
-            raise ToolError(f"{name} must be at least {low}, got {value}.")
+    for name, value, low, high in (("max_steps", max_steps, 1, 10**7), ("batch_size", batch_size, 1, 4096),
+                                   ("lora_rank", lora_rank, 1, 1024), ("max_length", max_length, 8, 1 << 20)):
+        if not low <= value <= high:
+            raise ToolError(f"{name} must be between {low} and {high}, got {value}.")
     if not 0 < learning_rate < 1:
         raise ToolError(f"learning_rate must be between 0 and 1, got {learning_rate}.")
-    config = TrainConfig(
-        data=workspace.relative(data_path), model=workspace.relative(model_path),
-        output_dir=workspace.relative(output_path), lora=lora, lora_rank=lora_rank, learning_rate=learning_rate,
-        max_steps=max_steps, batch_size=batch_size, max_length=max_length, seed=episode.seed,
-        device=episode.config.device, time_limit_s=max(1.0, episode.budget.remaining_s - SAVE_MARGIN_S),
-    )
-    config_name = f"train-{len(episode.jobs.jobs) + 1}.json"
-    with os.fdopen(workspace.create_file("runs", config_name), "w") as out:  # never through a planted link
-        out.write(json.dumps(dataclasses.asdict(config), indent=2))
-    job = episode.jobs.launch(
-        [sys.executable, "-m", "ptb_gym.training", f"runs/{config_name}"],
-        kind="train", meta={"output_dir": config.output_dir, "config": f"runs/{config_name}"},
-    )
-    from ptb_gym.evaluation import preload_evaluation
+    model_path = workspace.check(model)
+    try:
+        os.close(workspace.open_fd(f"{model_path}/config.json"))
+    except ToolError:
+        raise ToolError(f"{model!r} is not a full checkpoint (no config.json); start from base_model or a full "
+                        "fine-tuning output.") from None
+    output_path = workspace.check(output_dir)
+    if output_path.split("/")[0] == "base_model":
+        raise ToolError("base_model/ is read-only: save to another directory, e.g. checkpoints/sft.")
 
-    preload_evaluation()  # the model will be scored: import torch and transformers now, while the job starts
+    run = f"train-{len(episode.train_inputs) + 1}"
+    inputs = episode.disk.root / "inputs" / run
+    inputs.mkdir(mode=0o755, parents=True)
+    data_copy = _copy_data(episode, data, inputs / "data.jsonl")
+    config = TrainConfig(
+        data=str(data_copy), model=model_path, output_dir=output_path, lora=lora, lora_rank=lora_rank,
+        learning_rate=learning_rate, max_steps=max_steps, batch_size=batch_size, max_length=max_length,
+        seed=episode.seed, device=episode.config.device,
+        time_limit_s=max(1.0, episode.budget.remaining_s - SAVE_MARGIN_S),
+    )
+    config_path = inputs / "config.json"
+    config_path.write_text(json.dumps(dataclasses.asdict(config), indent=2))
+    os.chmod(config_path, 0o644)
+    job = episode.jobs.launch([sys.executable, "-m", "ptb_gym.training", str(config_path)], kind="train",
+                              meta={"output_dir": output_path, "config": str(config_path)})
+    episode.verifier.warm()  # the model will be scored: start the verifier's imports while the job starts
     return ToolResult(
-        f"Started {job.id}: SFT ({'LoRA' if lora else 'full'}) on {config.data} for {max_steps} steps -> "
-        f"{config.output_dir}\n{describe(job)}\nFollow it with wait(\"{job.id}\") or job_status(\"{job.id}\").",
+        f"Started {job.id}: SFT ({'LoRA' if lora else 'full'}) on {data} for {max_steps} steps -> "
+        f"{output_path}\n{describe(job)}\nFollow it with wait(\"{job.id}\") or job_status(\"{job.id}\").",
         {"job": job.summary()},
     )
+
+
+def _copy_data(episode: Episode, data: str, destination: Path) -> Path:
+    """Copy the agent's data file out of the workspace (bounded, no links), checking its first record."""
+    used = sum(path.stat().st_size for path in episode.train_inputs if path.exists())
+    limit = min(MAX_DATA_BYTES, max(0, episode.config.disk_quota_bytes - used))
+    fd = episode.workspace.open_fd(data)
+    try:
+        with open(fd, "rb", closefd=False) as source, open(destination, "xb") as out:
+            first = source.readline(1 << 20)
+            try:
+                record = json.loads(first) if first.strip() else None
+            except (ValueError, RecursionError):
+                raise ToolError(f"{data} is not JSONL: its first line is not valid JSON.") from None
+            try:
+                record_kind(record)
+            except RecordError as error:
+                raise ToolError(f"{data}: {error} Write such records with write_data.") from None
+            out.write(first)
+            copied = len(first)
+            while chunk := source.read(1 << 20):
+                copied += len(chunk)
+                if copied > limit:
+                    raise ToolError(f"{data} is over {limit / 1024**2:.0f} MiB, more than the train tool takes "
+                                    "(its data files together may not exceed the disk quota): use fewer records.")
+                out.write(chunk)
+    except BaseException:
+        destination.unlink(missing_ok=True)
+        raise
+    finally:
+        os.close(fd)
+    os.chmod(destination, 0o644)
+    episode.train_inputs.append(destination)
+    return destination

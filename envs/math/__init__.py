@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +17,19 @@ from ptb_gym.envs.task import Harness, Task
 _HERE = Path(__file__).parent
 _STRICT = re.compile(r"####\s*(-?[\d,]+)")
 _NUMBER = re.compile(r"-?\d[\d,]*")
+_END_OF_ANSWER = re.compile(r"\n\s*\n|\nQuestion:")  # base models ramble on into a new question
 FEW_SHOT_EXAMPLES = 4
 
 
+@dataclass(frozen=True)
+class MathHarness(Harness):
+    extraction: str = "strict"
+    """How the answer is read from the completion: `strict` (`#### N`) or `last_number`."""
+
+
 class MathTask(Task):
-    def records(self, split: str, n: int) -> list[dict[str, Any]]:
-        return [dict(record) for record in _records(split, n)]
+    def records(self, split: str, n: int, *, seed: int | None = None) -> list[dict[str, Any]]:
+        return [dict(record) for record in _records(split, n, seed)]
 
     def prompt(self, item: dict[str, Any], harness: Harness) -> str:
         question = f"Question: {item['question']}\nAnswer:"
@@ -28,27 +37,28 @@ class MathTask(Task):
             return question
         return "\n\n".join([*_shots(harness.shots), question])
 
-    def is_correct(self, item: dict[str, Any], completion: str, harness: Harness) -> bool:
-        # The model's answer ends where it starts a new question (base models ramble on).
-        answer_text = re.split(r"\n\s*\n|\nQuestion:", completion, maxsplit=1)[0]
-        if harness.extraction == "strict":
-            found = _STRICT.findall(answer_text)
-        else:
-            found = _NUMBER.findall(answer_text)[-1:]
-        return bool(found) and found[0].replace(",", "") == str(item["answer"])
+    def score(self, items: Sequence[dict[str, Any]], completions: Sequence[str], harness: Harness) -> list[float]:
+        return [float(_answer(completion, harness) == str(item["answer"]))
+                for item, completion in zip(items, completions, strict=True)]
+
+
+def _answer(completion: str, harness: Harness) -> str | None:
+    answer_text = _END_OF_ANSWER.split(completion, maxsplit=1)[0]
+    found = _STRICT.findall(answer_text) if harness.extraction == "strict" else _NUMBER.findall(answer_text)[-1:]
+    return found[0].replace(",", "") if found else None
 
 
 @functools.lru_cache(maxsize=8)
-def _records(split: str, n: int) -> tuple[dict[str, Any], ...]:
+def _records(split: str, n: int, seed: int | None) -> tuple[dict[str, Any], ...]:
     from ptb_gym.envs.math import problems
 
-    return tuple(problem.record() for problem in problems.split(split, n))
+    return tuple(problem.record() for problem in problems.split(split, n, seed))
 
 
 @functools.lru_cache(maxsize=4)
 def _shots(k: int) -> tuple[str, ...]:
     return tuple(
-        f"Question: {r['question']}\nAnswer: {r['solution']} #### {r['answer']}" for r in _records("train", k)
+        f"Question: {r['question']}\nAnswer: {r['solution']} #### {r['answer']}" for r in _records("train", k, None)
     )
 
 
@@ -66,9 +76,10 @@ TASK = MathTask(
         "steps) and `answer`."
     ),
     harnesses=(
-        Harness("zero_shot_strict", "zero-shot; the answer is the number after `####` (primary)"),
-        Harness("zero_shot_flexible", "zero-shot; the answer is the last number written", extraction="last_number"),
-        Harness(
+        MathHarness("zero_shot_strict", "zero-shot; the answer is the number after `####` (primary)"),
+        MathHarness("zero_shot_flexible", "zero-shot; the answer is the last number written",
+                    extraction="last_number"),
+        MathHarness(
             "few_shot",
             f"{FEW_SHOT_EXAMPLES} solved train problems before the question; the answer is the number after `####`",
             shots=FEW_SHOT_EXAMPLES,

@@ -5,8 +5,9 @@ operation per step (``"12+7=19"``, ``"19*3=57"``), and the integer answer. There
 templates over + - * and exact division; every intermediate and final value is a non-negative integer, and
 numbers stay mostly below 1000 so that the embedded tier's tiny model can learn them.
 
-The splits are fixed: ``split("train")``, ``split("dev")`` and ``split("test")`` always give the same problems,
-and no test question is also a train or dev question (exact text), nor a dev question a train question.
+The train and dev splits are fixed: ``split("train")`` and ``split("dev")`` always give the same problems. The
+test split is drawn from a seed (``split("test", seed=s)``; the env draws ``s`` in secret for each episode), and
+no test question is also a train or dev question (exact text), nor a dev question a train question.
 
 Pure Python, no torch: the env imports this at ``reset`` time. The vocabulary tuples (``NAMES``, ``OBJECTS``,
 ...) are public because ``baselines/pretrain_tiny.py`` builds the base model's pretraining corpus from the same
@@ -385,13 +386,15 @@ def _questions(name: str) -> frozenset[str]:
     return frozenset(p.question for p in split(name))
 
 
-def split(name: str, n: int | None = None) -> list[Problem]:
-    """A fixed split of the task.
+def split(name: str, n: int | None = None, seed: int | None = None) -> list[Problem]:
+    """A split of the task: train and dev are fixed, the test split is drawn from `seed`.
 
     Args:
         name: ``"train"``, ``"dev"`` or ``"test"``.
         n: how many problems; defaults to ``SPLIT_SIZES[name]`` (5000, 200, 1000). A smaller ``n`` gives a
             prefix of the default split.
+        seed: for the test split only, the seed to draw it from (the episode's secret); None gives the split's
+            fixed seed (the one the first calibration used).
 
     Returns:
         ``n`` problems with distinct questions. A test question never equals a question of the default-size
@@ -400,6 +403,8 @@ def split(name: str, n: int | None = None) -> list[Problem]:
     """
     if name not in _SPLIT_SEEDS:
         raise ValueError(f"unknown split {name!r}: expected one of {sorted(_SPLIT_SEEDS)}")
+    if seed is not None and name != "test":
+        raise ValueError("only the test split is drawn from a seed; train and dev are fixed")
     n = SPLIT_SIZES[name] if n is None else n
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
@@ -410,7 +415,7 @@ def split(name: str, n: int | None = None) -> list[Problem]:
         excluded = _questions("train") | _questions("dev")
     seen: set[str] = set()
     out: list[Problem] = []
-    for p in _stream(_SPLIT_SEEDS[name]):
+    for p in _stream(_SPLIT_SEEDS[name] if seed is None else seed):
         if len(out) >= n:
             break
         if p.question in seen or p.question in excluded:
