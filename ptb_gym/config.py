@@ -77,6 +77,8 @@ class EnvConfig:
             raise ConfigError(f"budget_mode must be one of {sorted(BUDGET_MODES)}, got {self.budget_mode!r}.")
         if self.sandbox not in SANDBOX_KINDS:
             raise ConfigError(f"sandbox must be one of {list(SANDBOX_KINDS)}, got {self.sandbox!r}.")
+        if self.max_observation_chars < 200:
+            raise ConfigError(f"max_observation_chars must be at least 200, got {self.max_observation_chars}.")
         if self.disk_quota_bytes < 64 * 1024**2:
             raise ConfigError(f"disk_quota_bytes must be at least 64 MiB, got {self.disk_quota_bytes}.")
         if self.max_steps < 1:

@@ -32,7 +32,7 @@ from ptb_gym.envs.task import Task
 from ptb_gym.errors import PTBError, ToolError, did_you_mean
 from ptb_gym.jobs import JobManager
 from ptb_gym.outcome import Outcome, build_outcome, failure
-from ptb_gym.protocol import Tool, ToolResult, parse_action
+from ptb_gym.protocol import Tool, ToolResult, action_for_record, parse_action
 from ptb_gym.sandbox import Sandbox
 from ptb_gym.text import shorten
 from ptb_gym.verifier import Verifier, VerifierFailure
@@ -72,8 +72,7 @@ class Step:
     duration_s: float = 0.0
 
     def to_record(self) -> dict[str, Any]:
-        action = self.action if isinstance(self.action, (str, dict)) else repr(self.action)
-        return {"action": action, "tool": self.tool, "arguments": self.arguments, "observation": self.observation,
+        return {"action": action_for_record(self.action), "tool": self.tool, "arguments": self.arguments, "observation": self.observation,
                 "reward": self.reward, "terminated": self.terminated, "truncated": self.truncated, "info": self.info,
                 "started_at": self.started_at, "duration_s": round(self.duration_s, 4)}
 
@@ -111,6 +110,8 @@ class Episode:
     observers: list[Observer] = field(default_factory=list)
     train_inputs: list[Path] = field(default_factory=list)
     """The data files the train tool gave its jobs (snapshots outside the workspace; scanned at the end)."""
+    train_runs: int = 0
+    """Train tool calls so far, refused ones included (each has its own inputs directory)."""
 
     def __post_init__(self) -> None:
         self.jobs = JobManager(self.workspace, self.sandbox, self.budget)
@@ -249,7 +250,9 @@ class Episode:
         """Kill every process of the episode and delete its directories; idempotent."""
         self.jobs.close()
         self.verifier.close()
-        if not self.config.keep_workspace:
+        if self.config.keep_workspace:
+            self.disk.keep()  # unmounted, the image and the directory left for debugging
+        else:
             self.disk.remove()
 
     # ---------------------------------------------------------------------------------------------- facts

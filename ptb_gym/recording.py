@@ -189,6 +189,10 @@ class EpisodeRecorder:
             raise RecordingError(f"the recorder of {self.path} is closed; nothing more can be written")
         # Serialise fully before writing: a record that fails to encode must not leave half a line.
         line = json.dumps(to_jsonable(record), ensure_ascii=False, allow_nan=False) + "\n"
+        try:
+            line.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate from the agent: escaped, never a lost line
+            line = json.dumps(to_jsonable(record), ensure_ascii=True, allow_nan=False) + "\n"
         self._file.write(line)
         self._file.flush()
         os.fsync(self._file.fileno())

@@ -19,7 +19,9 @@ def shorten(text: str, limit: int, max_lines: int | None = None, *, where: str =
     n_lines = text.count("\n") + 1
     if len(text) <= limit and (max_lines is None or n_lines <= max_lines):
         return text
-    half = max((limit - 64 - len(where)) // 2, 1)  # room for the marker: the result never exceeds `limit`
+    hint = f"; the full text is in {where}" if where else ""
+    marker = len(f"... [{len(text)} chars omitted{hint}] ...\n")
+    half = max((limit - marker) // 2, 1)  # room for the marker: the result never exceeds `limit`
     # The kept head is text[:h], the kept tail text[t:].
     h, t = (half, len(text) - half) if len(text) > limit else (len(text), 0)
     if max_lines is not None and n_lines > max_lines:
@@ -39,7 +41,6 @@ def shorten(text: str, limit: int, max_lines: int | None = None, *, where: str =
         t = cut + 1
     if h >= t:
         return text
-    hint = f"; the full text is in {where}" if where else ""
     omitted = f"... [{t - h} chars omitted{hint}] ..."
     at_lines = h > 0 and text[h - 1] == "\n" and text[t - 1] == "\n"
     return f"{text[:h]}{omitted}\n{text[t:]}" if at_lines else f"{text[:h]}{omitted}{text[t:]}"

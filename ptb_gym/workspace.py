@@ -26,7 +26,6 @@ import os
 import posixpath
 import shutil
 import stat
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -199,14 +198,6 @@ class Workspace:
         self.resolver = resolver or _default_resolver()
         owner = self.root.stat()
         self._owner = (owner.st_uid, owner.st_gid) if os.geteuid() == 0 and owner.st_uid != 0 else None
-
-    @classmethod
-    def temporary(cls, parent: str | os.PathLike | None = None) -> Workspace:
-        """TRANSITIONAL (disk.py makes the episode's directories): a workspace in a fresh temporary directory
-        under `parent`; `remove()` deletes it."""
-        if parent is not None:
-            Path(parent).mkdir(parents=True, exist_ok=True)
-        return cls(Path(tempfile.mkdtemp(prefix="ptb-episode-", dir=parent)))
 
     # ----------------------------------------------------------------------------------------- paths
 
@@ -705,10 +696,6 @@ class Workspace:
                     os.chown(path, *self._owner, follow_symlinks=False)
                 os.chmod(path, stat.S_IMODE(mode))
         return target
-
-    def remove(self) -> None:
-        """TRANSITIONAL (disk.py owns the episode directory's life): delete the root; safe to call twice."""
-        remove_tree(self.root)
 
 
 # ------------------------------------------------------------------------------------------- helpers

@@ -43,8 +43,8 @@ from pathlib import Path
 
 import pytest
 
+from ptb_gym import episode as episode_module
 from ptb_gym import sandbox as sandbox_module
-from ptb_gym import scoring
 from ptb_gym.sandbox import SandboxLimits
 from tests.conftest import call, host_processes_with
 
@@ -64,7 +64,9 @@ def still_works(env) -> None:
 
 
 def hidden_questions(env, n: int = 32) -> list[str]:
-    return [record["question"] for record in env.unwrapped.task.records("test", n)]
+    """The episode's own hidden test questions (drawn from its secret seed, which only the env process knows)."""
+    episode = env.unwrapped.episode
+    return [record["question"] for record in episode.task.records("test", n, seed=episode.test_seed)]
 
 
 def copy_base_to(env, name: str = "final_model") -> None:
@@ -285,7 +287,8 @@ def test_a_config_that_claims_another_architecture(make_env):
 
 
 def test_generation_config_and_chat_template_cannot_change_the_harness(make_env, tmp_path):
-    from ptb_gym.evaluation import generate, load_model, load_tokenizer
+    from ptb_gym.checkpoints import load_model, load_tokenizer
+    from ptb_gym.generation import generate
 
     env = make_env()
     env.reset(seed=0)
@@ -350,9 +353,9 @@ def test_editing_the_evaluation_code(make_env, monkeypatch):
     assert output.count("No such file or directory") + output.count("Read-only file system") == 3
     assert hashlib.sha256(evaluation.read_bytes()).hexdigest() == before
     # Where the sandbox cannot stop it (sandbox='none'), the seal catches a change before scoring.
-    sealed = dict(scoring._SEAL)
+    sealed = dict(episode_module._SEAL)
     sealed[str(evaluation)] = "0" * 64
-    monkeypatch.setattr(scoring, "_SEAL", sealed)
+    monkeypatch.setattr(episode_module, "_SEAL", sealed)
     copy_base_to(env)
     _, reward, _, _, info = env.step(call("submit"))
     assert reward == 0.0 and info["failure"]["kind"] == "integrity"
@@ -410,25 +413,32 @@ def test_an_honest_submission_is_not_flagged(make_env):
 # ------------------------------------------------------------------------- the checks' calibration, in brief
 
 def test_contamination_scan_is_fast_and_same_style_synthetic_data_is_not_flagged(make_env, tmp_path):
-    from ptb_gym import integrity
+    from ptb_gym import contamination
     from ptb_gym.envs.math import problems
+    from ptb_gym.workspace import Workspace
 
     env = make_env()
-    task = env.unwrapped.task
-    index = integrity.test_set_index(task, 1000, 5000, 200)
+    env.reset(seed=0)
+    task, episode = env.unwrapped.task, env.unwrapped.episode
+    test_items = task.records("test", 1000, seed=episode.test_seed)
+    index = contamination.TestSetIndex([task.question(item) for item in test_items],
+                                       [json.dumps(r) for split, n in (("train", 5000), ("dev", 200))
+                                        for r in task.records(split, n)])
     # 50,000 problems from the task's own templates (another seed): 9 MB of legitimate synthetic data.
+    tmp_path = tmp_path / "scanned"
+    tmp_path.mkdir()
     (tmp_path / "synthetic.jsonl").write_text("".join(
         json.dumps({"prompt": f"Question: {p.question}\nAnswer:", "completion": f" {p.solution()} #### {p.answer}"})
         + "\n" for p in problems.generate(50_000, seed=12345)))
     started = time.process_time()
-    flag, stats = integrity.check_contamination(tmp_path, index)
-    assert time.process_time() - started < 1.5 and stats["bytes_scanned"] > 8e6
+    flag, stats = contamination.scan_workspace(Workspace(tmp_path), index)
+    assert time.process_time() - started < 4 and stats["bytes_scanned"] > 8e6
     assert flag is None and stats["matched_items"] < stats["threshold_items"] == 20
     # The same file with 20 test questions copied in, reformatted, is flagged.
-    questions = hidden_questions(env, 1000)[:20]
+    questions = [task.question(item) for item in test_items[:20]]
     with open(tmp_path / "synthetic.jsonl", "a") as out:
         out.writelines(json.dumps({"text": f"QUESTION:: {q.upper()}  ANSWER:"}) + "\n" for q in questions)
-    flag, stats = integrity.check_contamination(tmp_path, index)
+    flag, stats = contamination.scan_workspace(Workspace(tmp_path), index)
     assert flag is not None and stats["matched_items"] >= 20
 
 
@@ -437,7 +447,7 @@ def test_lineage_tells_a_post_trained_model_from_an_independent_one(make_env):
     from safetensors.torch import load_file
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from ptb_gym import integrity
+    from ptb_gym import checkpoints
 
     env = make_env()
     base_dir = env.unwrapped.task.embedded_model
@@ -448,17 +458,17 @@ def test_lineage_tells_a_post_trained_model_from_an_independent_one(make_env):
         return {k: v + scale * v.std() * torch.randn(v.shape, generator=generator) if v.numel() > 1 else v
                 for k, v in base.items()}
 
-    def low_rank(rank: int = 8) -> dict:  # a merged LoRA: W + B @ A
-        return {k: v + 0.05 * torch.randn(v.shape[0], rank, generator=generator)
+    def low_rank(rank: int = 8) -> dict:  # a merged LoRA, W + B @ A, that moves each weight by its own spread
+        return {k: v + v.std() / rank**0.5 * torch.randn(v.shape[0], rank, generator=generator)
                 @ torch.randn(rank, v.shape[1], generator=generator) if v.dim() == 2 else v for k, v in base.items()}
 
-    medians = {}
+    lowest = {}
     for name, state in (("moved by its own spread", noisy(1.0)), ("LoRA-like", low_rank())):
-        medians[name] = float(torch.tensor(list(integrity.weight_correlations(state, base).values())).median())
-        assert medians[name] > integrity.LINEAGE_MIN_CORRELATION, medians
+        lowest[name] = min(checkpoints.weight_correlations(state, base).values())
+        assert lowest[name] > checkpoints.LINEAGE_MIN_CORRELATION, lowest  # every tensor, not the median
     torch.manual_seed(99)
     fresh = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(base_dir))
-    flag, stats = integrity.check_lineage(fresh, base_dir, Path("/nonexistent"))
+    flag, stats = checkpoints.check_lineage(fresh, base_dir, Path("/nonexistent"))
     assert flag is not None and flag.check == "lineage" and abs(stats["median_correlation"]) < 0.1
 
 

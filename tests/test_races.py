@@ -86,7 +86,7 @@ while True:
                     shutil.rmtree(path)
                 os.rename(path + ".real", path)
     swaps += 1
-    if swaps % 2000 == 0:
+    if swaps == 1 or swaps % 2000 == 0:
         print("swaps", swaps, flush=True)
 """
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from ptb_gym.episode import Episode
 from ptb_gym.errors import ToolError
 from ptb_gym.protocol import tool
-from ptb_gym.workspace import READ_ONLY_DIRS, Workspace
+from ptb_gym.workspace import Workspace
 
 MAX_WRITE_BYTES = 50 * 1024**2
 MAX_READ_LINES = 2000
@@ -18,8 +18,6 @@ SHOWN_PER_DIRECTORY = 200
 MAX_LISTED_LINES = 1000
 MAX_LISTED_ENTRIES = 20_000
 """list_files looks at no more entries than this (then it says the listing stopped)."""
-
-__all__ = ["read_file", "write_file", "list_files", "READ_ONLY_DIRS"]
 
 
 @tool
@@ -122,6 +120,8 @@ def listing(workspace: Workspace, path: str, depth: int) -> str:
         else:
             lines.append(f"{indent}{name}  ({entry.kind})")
     if stopped:
+        for index in omitted_line.values():  # counts of what was seen before the walk stopped
+            lines[index] = lines[index].replace("... ", "... at least ", 1)
         lines.append(f"[listing stopped: {stopped}; list a subdirectory, or use a smaller depth]")
     return "\n".join(lines) or "(empty directory)"
 

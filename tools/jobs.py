@@ -6,6 +6,7 @@ from ptb_gym.episode import Episode
 from ptb_gym.errors import ToolError
 from ptb_gym.jobs import TAIL_BYTES, Job
 from ptb_gym.protocol import ToolResult, tool
+from ptb_gym.tools.shell import bash
 from ptb_gym.text import shorten
 
 
@@ -16,9 +17,7 @@ def launch(episode: Episode, command: str) -> ToolResult:
     Args:
         command: A bash command, e.g. "python train.py". Its output goes to logs/<job id>.log.
     """
-    if not command.strip():
-        raise ToolError("command is empty.")
-    job = episode.jobs.launch(["bash", "-c", command], meta={"command": command})
+    job = episode.jobs.launch(bash(command), meta={"command": command})
     return ToolResult(f"Started {job.id}: {command}\nLog: logs/{job.id}.log. Follow it with job_status, tail or wait.",
                       {"job": job.summary()})
 

@@ -59,6 +59,21 @@ class BoundedOutput:
         return head + f"\n... [{self.dropped} bytes dropped] ...\n" + self.tail.decode(errors="replace")
 
 
+MAX_COMMAND_BYTES = 100_000  # one argument of a program may be at most 128 KiB (Linux's MAX_ARG_STRLEN)
+
+
+def bash(command: str) -> list[str]:
+    """The argv that runs `command` with bash, or a ToolError for a command no program can be given."""
+    if not command.strip():
+        raise ToolError("command is empty.")
+    if "\x00" in command:
+        raise ToolError("command contains a NUL byte, which no program can be given: remove it.")
+    if len(command.encode("utf-8", "surrogatepass")) > MAX_COMMAND_BYTES:
+        raise ToolError(f"command is over {MAX_COMMAND_BYTES} bytes: write it to a script with write_file and run "
+                        "`bash script.sh`.")
+    return ["bash", "-c", command]
+
+
 @tool
 def run(episode: Episode, command: str, timeout_s: int = 60) -> ToolResult:
     """Run a shell command in the workspace and return its output. For long jobs such as training, use launch.
@@ -67,13 +82,12 @@ def run(episode: Episode, command: str, timeout_s: int = 60) -> ToolResult:
         command: A bash command, e.g. "python make_data.py && head -3 data/sft.jsonl".
         timeout_s: Seconds before the command is killed (at most 600, and at most the budget left).
     """
-    if not command.strip():
-        raise ToolError("command is empty.")
+    argv = bash(command)
     limit = min(max(1, timeout_s), MAX_RUN_S, episode.budget.remaining_s)
     if limit <= 0:
         raise ToolError("No budget left. Submit your best model with submit().")
     started = time.monotonic()
-    process = episode.sandbox.spawn(["bash", "-c", command], episode.root)
+    process = episode.sandbox.spawn(argv, episode.root)
     output = BoundedOutput()
     try:
         timed_out = _collect(process, output, started + limit)

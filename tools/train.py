@@ -68,8 +68,8 @@ def train(
     if output_path.split("/")[0] == "base_model":
         raise ToolError("base_model/ is read-only: save to another directory, e.g. checkpoints/sft.")
 
-    run = f"train-{len(episode.train_inputs) + 1}"
-    inputs = episode.disk.root / "inputs" / run
+    episode.train_runs += 1
+    inputs = episode.disk.root / "inputs" / f"train-{episode.train_runs}"
     inputs.mkdir(mode=0o755, parents=True)
     data_copy = _copy_data(episode, data, inputs / "data.jsonl")
     config = TrainConfig(
