@@ -1,8 +1,5 @@
-"""Scripted agents that play a post-training recipe through tool calls only.
-
-`ScriptedAgent` plays the reference recipe of the embedded tier: supervised fine-tuning on the train split
-with the arithmetic written out (chain of thought), then a dev evaluation and `submit`. `NaiveAgent` plays the
-naive recipe: SFT on the final answers only, with the train tool's defaults. Run one with
+"""The scripted agent: plays one of the task's recipes (`Task.recipes`, next to the task in `envs/<family>/`)
+through tool calls only. `scripted` plays the reference recipe, `naive` the obvious one:
 
     ptb-gym run PTB/math-v0 --agent scripted
 """
@@ -13,48 +10,38 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-# Turns data/train.jsonl into prompt/completion records in the evaluation format (run in the sandbox).
-MAKE_DATA = '''\
-import json
-with_steps = {with_steps}
-records = []
-for line in open("data/train.jsonl"):
-    item = json.loads(line)
-    work = item["solution"] + " " if with_steps else ""
-    records.append({{"prompt": f"Question: {{item['question']}}\\nAnswer:",
-                    "completion": f" {{work}}#### {{item['answer']}}"}})
-with open("data/sft.jsonl", "w") as out:
-    out.writelines(json.dumps(r) + "\\n" for r in records)
-print(len(records), "records; first:", records[0])
-'''
+from ptb_gym.envs import load_task
 
 
 @dataclass
 class ScriptedAgent:
-    """The reference recipe: chain-of-thought SFT, full fine-tuning."""
+    """Write the recipe's data script, run it, train, wait, evaluate on dev, submit."""
 
-    with_steps: bool = True
-    max_steps: int = 800
-    learning_rate: float = 1e-3
-    batch_size: int = 16
+    recipe: str = "reference"
+    """Which of the task's recipes to play."""
+    max_steps: int | None = None
+    """Override of the recipe's training steps (short runs in tests)."""
     wait_chunk_s: int = 20
     """Seconds per `wait` call, so that progress shows while training runs."""
     evaluate_on_dev: bool = True
 
     def reset(self, observation: str, info: dict[str, Any]) -> None:
-        self._plan = self._actions()
+        recipes = load_task(info["task"]["name"]).recipes
+        if self.recipe not in recipes:
+            raise ValueError(f"task {info['task']['name']!r} has no recipe {self.recipe!r}: {sorted(recipes)}")
+        self._plan = self._actions(recipes[self.recipe])
         self._last: dict[str, Any] = info
 
     def act(self, observation: str, info: dict[str, Any]) -> dict[str, Any]:
         self._last = info
         return next(self._plan)
 
-    def _actions(self) -> Iterator[dict[str, Any]]:
+    def _actions(self, recipe) -> Iterator[dict[str, Any]]:
+        train = {**recipe.train, **({"max_steps": self.max_steps} if self.max_steps else {})}
         yield call("list_files")
-        yield call("write_file", path="make_data.py", content=MAKE_DATA.format(with_steps=self.with_steps))
+        yield call("write_file", path="make_data.py", content=recipe.data_script)
         yield call("run", command="python make_data.py")
-        yield call("train", data="data/sft.jsonl", output_dir="final_model", max_steps=self.max_steps,
-                   learning_rate=self.learning_rate, batch_size=self.batch_size)
+        yield call("train", data=recipe.data, output_dir="final_model", **train)
         job_id = self._last["job"]["id"]
         while True:
             yield call("wait", job_id=job_id, timeout_s=self.wait_chunk_s)
@@ -68,10 +55,9 @@ class ScriptedAgent:
 
 @dataclass
 class NaiveAgent(ScriptedAgent):
-    """The naive recipe: SFT on the final answers only, with the train tool's default hyperparameters."""
+    """The task's obvious recipe."""
 
-    with_steps: bool = False
-    max_steps: int = 300
+    recipe: str = "naive"
 
 
 def call(tool: str, **arguments: Any) -> dict[str, Any]:

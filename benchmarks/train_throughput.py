@@ -94,7 +94,7 @@ QUICK = {"steps": 4, "logging_steps": 2, "repeats": 1, "train_size": 64}
 def run_tool_env(config: Config, model_dir: Path, records_path: Path, workdir: Path) -> dict:
     """The train tool through the env: reset, write and run the data script, train, wait."""
     import gymnasium as gym
-    from ptb_gym.baselines.scripted_agent import MAKE_DATA
+    from ptb_gym.envs.math.recipes import MAKE_DATA
 
     import ptb_gym
 
@@ -265,7 +265,7 @@ def _parse(log: str) -> dict:
 
 def make_records(train_size: int, path: Path) -> None:
     """The reference recipe's SFT data, made by the scripted agent's own data script."""
-    from ptb_gym.baselines.scripted_agent import MAKE_DATA
+    from ptb_gym.envs.math.recipes import MAKE_DATA
     from ptb_gym.envs import load_task
 
     task = load_task("math")

@@ -40,6 +40,19 @@ class Harness:
 
 
 @dataclass(frozen=True)
+class Recipe:
+    """A scripted post-training recipe: a data script run in the sandbox, then the `train` tool on its output."""
+
+    name: str
+    data_script: str
+    """A Python script that writes `data` from the workspace's files."""
+    data: str
+    """The JSONL file the script writes, relative to the workspace."""
+    train: dict[str, Any]
+    """Arguments of the `train` tool beyond `data` and `output_dir` (empty: its defaults)."""
+
+
+@dataclass(frozen=True)
 class Task:
     """A post-training task: what to train for, on what data, scored how."""
 
@@ -77,6 +90,11 @@ class Task:
     def tools(self) -> tuple:
         """Tools this family adds to the common ones (none by default)."""
         return ()
+
+    @property
+    def recipes(self) -> dict[str, Recipe]:
+        """The family's scripted recipes by name; `reference` is the one its scores are normalised by."""
+        return {}
 
     def harness(self, name: str) -> Harness:
         for harness in self.harnesses:

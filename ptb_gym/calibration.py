@@ -21,9 +21,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-RECIPES = {"reference": "scripted", "naive": "naive"}
-
-
 def calibrate(env_id: str = "PTB/math-v0", *, seeds: Sequence[int] = (0, 1, 2), recipes: Sequence[str] = ("reference", "naive"),
               draws: int = 5, options: dict[str, Any] | None = None, agent_options: dict[str, Any] | None = None,
               log: Callable[[str], None] = print) -> dict[str, Any]:
@@ -64,7 +61,7 @@ def calibrate(env_id: str = "PTB/math-v0", *, seeds: Sequence[int] = (0, 1, 2), 
         for seed in seeds:
             started = time.monotonic()
             env = gym.make(env_id, **options)
-            agent = make_agent(RECIPES[recipe], **(agent_options or {}))
+            agent = make_agent("scripted", recipe=recipe, **(agent_options or {}))
             observation, info = env.reset(seed=seed)
             agent.reset(observation, info)
             done = False

@@ -67,17 +67,21 @@ def checkpoint_kind(path: Path, base_dir: Path) -> str:
             "they are never loaded. Save with save_pretrained(..., safe_serialization=True) and remove them.",
             {"pickle_files": pickles[:10]},
         )
+    base_config = json.loads((base_dir / "config.json").read_text())
     if (path / "adapter_config.json").exists():
         if not (path / "adapter_model.safetensors").exists():
             raise ToolError(f"{path.name}/ has adapter_config.json but no adapter_model.safetensors.")
+        _check_adapter_size(path, base_config)
+        _check_headers(path, base_dir)
         return "adapter"
     if not list(path.glob("*.safetensors")):
         raise ToolError(f"{path.name}/ has no *.safetensors weights. Save the model with save_pretrained() "
                         "(or use the train tool, which does).")
+    _check_headers(path, base_dir)
     config_path = path / "config.json"
     if config_path.exists():
         claimed = _json_object(config_path, path.name)
-        base = json.loads((base_dir / "config.json").read_text())
+        base = base_config
         changed = [f for f in ARCHITECTURE_FIELDS if f in base and claimed.get(f, base[f]) != base[f]]
         if changed or claimed.get("architectures", base.get("architectures")) != base.get("architectures"):
             fields = changed or ["architectures"]
@@ -214,6 +218,54 @@ def _read_state(path: Path) -> dict[str, torch.Tensor]:
             raise ToolError(f"{path.name}/{shard.name} is not a readable safetensors file "
                             f"({type(error).__name__}: {error})") from None
     return state
+
+
+def _check_headers(path: Path, base_dir: Path) -> None:
+    """Every safetensors file's header is well formed, small, names no more tensors than a checkpoint of the base
+    model can have, and its offsets fit the file: checked before anything is allocated for it."""
+    limit = 4 * max(len(_header(shard)) for shard in base_dir.glob("*.safetensors")) + 64
+    for shard in sorted(path.glob("*.safetensors")):
+        tensors = _header(shard)
+        if len(tensors) > limit:
+            raise ToolError(f"{path.name}/{shard.name} names {len(tensors)} tensors; a checkpoint of the base model "
+                            f"has far fewer (at most {limit} are read).")
+
+
+def _header(shard: Path) -> dict[str, Any]:
+    """The tensors a safetensors file declares, or ToolError if its header does not describe the file."""
+    size = shard.stat().st_size
+    with open(shard, "rb") as data:
+        length = int.from_bytes(data.read(8), "little")
+        if size < 8 or not 2 <= length <= min(size - 8, 100 * 1024**2):
+            raise ToolError(f"{shard.name} is not a safetensors file (its header length {length} does not fit it).")
+        try:
+            header = json.loads(data.read(length))
+        except (ValueError, RecursionError):
+            raise ToolError(f"{shard.name} is not a safetensors file (its header is not JSON).") from None
+    if not isinstance(header, dict):
+        raise ToolError(f"{shard.name} is not a safetensors file (its header is not an object).")
+    tensors = {k: v for k, v in header.items() if k != "__metadata__"}
+    try:
+        end = max((int(v["data_offsets"][1]) for v in tensors.values()), default=0)
+    except (TypeError, KeyError, ValueError, IndexError):
+        raise ToolError(f"{shard.name} is not a safetensors file (a tensor has no valid data_offsets).") from None
+    if 8 + length + end > size:
+        raise ToolError(f"{shard.name} declares more data than it holds: the file is truncated.")
+    return tensors
+
+
+def _check_adapter_size(path: Path, base_config: dict[str, Any]) -> None:
+    """A LoRA rank that the adapter's own file could not hold is refused before PEFT allocates for it."""
+    adapter = _json_object(path / "adapter_config.json", path.name)
+    rank = adapter.get("r", 8)
+    hidden = int(base_config.get("hidden_size", 0) or 0)
+    if not isinstance(rank, int) or isinstance(rank, bool) or rank < 1:
+        raise ToolError(f"{path.name}/adapter_config.json has a LoRA rank r={rank!r}; it must be a positive integer.")
+    # Each adapted matrix holds at least rank * 2 values (its A and B are rank x in and out x rank, in >= 1).
+    smallest = rank * 2 * 2  # bytes: two bf16 values per rank at the very least
+    if hidden and rank > 4 * hidden or smallest > (path / "adapter_model.safetensors").stat().st_size:
+        raise ToolError(f"{path.name}/adapter_config.json claims a LoRA rank of {rank}, which its "
+                        "adapter_model.safetensors is too small to hold (or is above 4 times the hidden size).")
 
 
 def _json_object(path: Path, where: str) -> dict[str, Any]:

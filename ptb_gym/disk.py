@@ -18,7 +18,7 @@
 
 `remove()` is idempotent and leaves nothing: it unmounts the workspace (lazily if something still holds it),
 which detaches its loop device (mounted with autoclear), and deletes the directory. It kills nothing: the
-sandbox's `close` ends the episode's processes first. `keep()` keeps the files for debugging instead.
+sandbox's `close` ends the episode's processes first. `keep()` keeps the files (and the mount) for debugging.
 """
 
 from __future__ import annotations
@@ -36,6 +36,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from ptb_gym.text import human_bytes
 
 logger = logging.getLogger("ptb_gym")
 
@@ -125,7 +127,7 @@ class EpisodeDisk:
                         if entry.is_dir(follow_symlinks=False):
                             stack.append(entry.path)
                         if used > self.quota["bytes"]:
-                            return (f"the workspace uses more than its disk quota of {_size(self.quota['bytes'])}: "
+                            return (f"the workspace uses more than its disk quota of {human_bytes(self.quota['bytes'])}: "
                                     "delete files you no longer need")
             except OSError:
                 continue
@@ -140,14 +142,12 @@ class EpisodeDisk:
         _reclaim(self.root)
 
     def keep(self) -> None:
-        """Keep the episode's files for debugging (`keep_workspace`): unmount the workspace (its files stay in
-        `workspace.img`: `mount -o loop,ro <root>/workspace.img /mnt` shows them) and stop `sweep_stale`
-        from reclaiming the directory."""
+        """Keep the episode's files for debugging (`keep_workspace`): the workspace stays where it is (still
+        mounted, when it is a quota image: `umount <root>/workspace` when done with it) and `sweep_stale` leaves
+        the directory alone."""
         if self._removed:
             return
         self._removed = True
-        _unmount(self.workspace)
-        _detach_loop(self.root / IMAGE_FILE)
         try:
             (self.root / OWNER_FILE).unlink()
         except OSError:
@@ -345,7 +345,3 @@ def _detach_loop(image: Path) -> None:
                     os.close(fd)
     except OSError:
         pass
-
-
-def _size(n: float) -> str:
-    return f"{n / 1024**3:.1f} GiB" if n >= 1024**3 else f"{n / 1024**2:.0f} MiB"

@@ -115,7 +115,7 @@ class Episode:
 
     def __post_init__(self) -> None:
         self.jobs = JobManager(self.workspace, self.sandbox, self.budget)
-        self.verifier = Verifier(self.disk.private / "verifier.log")
+        self.verifier = Verifier(self.disk.private / "verifier.log", warm_model=self.base_model_dir)
 
     @classmethod
     def start(cls, task: Task, config: EnvConfig, seed: int, tools: dict[str, Tool],

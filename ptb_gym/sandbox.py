@@ -83,6 +83,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ptb_gym.errors import ConfigError
+from ptb_gym.text import human_bytes
 
 logger = logging.getLogger("ptb_gym")
 
@@ -241,18 +242,18 @@ class Sandbox:
         else:
             processes = "none (root ignores RLIMIT_NPROC, and no cgroup could be created)"
         if cgroup and cgroup.has("memory"):
-            ram = f"cgroup memory limit {_gib(memory)} for the episode"
+            ram = f"cgroup memory limit {human_bytes(memory)} for the episode"
         elif not _has_gpu():
-            ram = f"RLIMIT_AS {_gib(memory)} per process"
+            ram = f"RLIMIT_AS {human_bytes(memory)} per process"
         else:
             ram = "none (a GPU is present and no cgroup could be created)"
         return {
             "isolation": self.isolation,
             "processes": processes,
             "memory": ram,
-            "file_size": f"RLIMIT_FSIZE {_gib(limits.max_file_bytes)}",
+            "file_size": f"RLIMIT_FSIZE {human_bytes(limits.max_file_bytes)}",
             "open_files": f"RLIMIT_NOFILE {limits.max_open_files}",
-            "disk": f"processes killed below {_gib(limits.min_free_disk_bytes)} free",
+            "disk": f"processes killed below {human_bytes(limits.min_free_disk_bytes)} free",
             "kill_all": "cgroup" if cgroup else ("PID namespace" if self.name == "bwrap" else "process group only"),
             "identity": (f"host uid {self.identity[0]}, gid {self.identity[1]} (no account), no groups"
                          if self.identity else f"the env's own (uid {os.getuid()})"),
@@ -341,8 +342,8 @@ class Sandbox:
                     continue
                 free = stats.f_bavail * stats.f_frsize
                 if free < self.limits.min_free_disk_bytes:
-                    self.stopped_reason = (f"the disk is almost full ({_gib(free)} free, the floor is "
-                                           f"{_gib(self.limits.min_free_disk_bytes)}): every running process "
+                    self.stopped_reason = (f"the disk is almost full ({human_bytes(free)} free, the floor is "
+                                           f"{human_bytes(self.limits.min_free_disk_bytes)}): every running process "
                                            "of the episode was killed; delete files you do not need")
                     logger.warning("ptb-gym sandbox: %s", self.stopped_reason)
                     self._kill_all()
@@ -959,7 +960,3 @@ def _read(path: Path) -> str:
         return path.read_text()
     except OSError:
         return ""
-
-
-def _gib(n: float) -> str:
-    return f"{n / 1024**3:.1f} GiB" if n >= 1024**3 else f"{n / 1024**2:.0f} MiB"

@@ -36,6 +36,14 @@ def handle(request: dict[str, Any], stage: Callable[[str], None]) -> dict[str, A
         return {"ok": False, "kind": "agent", "message": str(error), "flags": []}
 
 
+def warm_up(base_dir: Path) -> None:
+    """Load the base model and generate one token, so that a request does not pay for the first use."""
+    from ptb_gym.checkpoints import load_model, load_tokenizer
+    from ptb_gym.generation import generate
+
+    generate(load_model(base_dir, base_dir), load_tokenizer(base_dir), ["Question: 1+1?\nAnswer:"], max_new_tokens=1)
+
+
 def evaluate(request: dict[str, Any], stage: Callable[[str], None]) -> dict[str, Any]:
     """A checkpoint on the first `items` dev items under every harness, with failing items of the primary one."""
     from ptb_gym.evaluation import report, score_checkpoint

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["shorten"]
+__all__ = ["human_bytes", "shorten"]
 
 
 def shorten(text: str, limit: int, max_lines: int | None = None, *, where: str = "") -> str:
@@ -44,3 +44,12 @@ def shorten(text: str, limit: int, max_lines: int | None = None, *, where: str =
     omitted = f"... [{t - h} chars omitted{hint}] ..."
     at_lines = h > 0 and text[h - 1] == "\n" and text[t - 1] == "\n"
     return f"{text[:h]}{omitted}\n{text[t:]}" if at_lines else f"{text[:h]}{omitted}{text[t:]}"
+
+
+def human_bytes(n: float) -> str:
+    """A size for people: 512 B, 3.7 KB, 8.3 MB, 2.0 GB."""
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"

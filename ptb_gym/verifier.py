@@ -19,7 +19,11 @@ each request's time and kills it past that, and it dies with the env (PR_SET_PDE
 stage they happened: a death while the verifier was reading the agent's files (`scan`, `load`) is the agent's;
 anything else is infrastructure.
 
-    python -m ptb_gym.verifier      # speaks JSON lines on stdin/stdout; started by `Verifier`
+    python -m ptb_gym.verifier [BASE_MODEL]   # JSON lines on stdin/stdout; started by `Verifier`
+
+With BASE_MODEL (the trusted base model, never an agent's file), it loads that model once and generates a token
+before it says it is ready, so that the first request does not pay for the lazy imports and first kernels (about
+1.5 s on a CPU); the verifier starts while the first training job runs, so this costs the episode nothing.
 """
 
 from __future__ import annotations
@@ -59,10 +63,11 @@ class VerifierFailure(Exception):
 class Verifier:
     """The env's handle on its verifier process (started on first use, restarted after a failure)."""
 
-    def __init__(self, log_path: Path, *, memory_bytes: int | None = None, startup_timeout_s: float = 300.0,
-                 command: list[str] | None = None):
+    def __init__(self, log_path: Path, *, warm_model: Path | None = None, memory_bytes: int | None = None,
+                 startup_timeout_s: float = 300.0, command: list[str] | None = None):
         self.log_path = log_path
-        self.command = command or [sys.executable, "-m", "ptb_gym.verifier"]
+        self.command = command or [sys.executable, "-m", "ptb_gym.verifier",
+                                   *([str(warm_model)] if warm_model else [])]
         self.memory_bytes = memory_bytes
         self.startup_timeout_s = startup_timeout_s
         self._process: subprocess.Popen | None = None
@@ -242,7 +247,10 @@ def main() -> None:
     import torch  # noqa: F401 - the imports are the startup cost; pay them before saying ready
     import transformers  # noqa: F401
 
-    from ptb_gym.scoring import handle
+    from ptb_gym.scoring import handle, warm_up
+
+    if len(sys.argv) > 1:
+        warm_up(Path(sys.argv[1]))
 
     send({"status": READY})
     for line in sys.stdin:

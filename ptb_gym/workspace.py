@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Literal
 
 from ptb_gym.errors import ToolError
+from ptb_gym.text import human_bytes
 
 READ_ONLY_DIRS = ("base_model",)
 MAX_PATH_CHARS = 4096
@@ -347,7 +348,11 @@ class Workspace:
                 return self._open_in(dir_fd, name, relative, flags, expect, create_mode)
             finally:
                 os.close(dir_fd)
-        path_fd = self._path_fd(relative)
+        return self._reopen_checked(self._path_fd(relative), relative, flags, expect)
+
+    def _reopen_checked(self, path_fd: int, relative: str, flags: int, expect: str | None) -> int:
+        """The O_PATH descriptor `path_fd` (closed here) reopened with `flags`, once its kind is the expected one:
+        a FIFO or a device is never really opened."""
         try:
             self._expect(relative, os.fstat(path_fd), expect)
             try:
@@ -374,16 +379,10 @@ class Workspace:
                 return fd
             except OSError as error:
                 raise self._explain(relative, error) from None
-            try:
-                if flags & os.O_EXCL:
-                    raise ToolError(f"{relative!r} already exists.")
-                self._expect(relative, os.fstat(path_fd), expect)
-                try:
-                    return _reopen(path_fd, flags)
-                except OSError as error:
-                    raise self._explain(relative, error) from None
-            finally:
+            if flags & os.O_EXCL:
                 os.close(path_fd)
+                raise ToolError(f"{relative!r} already exists.")
+            return self._reopen_checked(path_fd, relative, flags, expect)
         raise ToolError(f"{relative!r} keeps changing while the env opens it: try again.")
 
     def _make_dirs(self, relative: str, full: str | None = None) -> int:
@@ -484,12 +483,12 @@ class Workspace:
         try:
             size = os.fstat(fd).st_size
             if b"\x00" in os.pread(fd, BINARY_SNIFF_BYTES, 0):
-                raise ToolError(f"{relative!r} is a binary file ({_human(size)}) and cannot be shown as text; "
+                raise ToolError(f"{relative!r} is a binary file ({human_bytes(size)}) and cannot be shown as text; "
                                 "inspect it with run (e.g. `xxd file | head`).")
             offset, line = 0, 1
             while line < start_line:  # find where start_line begins, a chunk at a time
                 if offset >= LINE_SCAN_BYTES:
-                    raise ToolError(f"Line {start_line} of {relative!r} lies beyond its first {_human(LINE_SCAN_BYTES)}, "
+                    raise ToolError(f"Line {start_line} of {relative!r} lies beyond its first {human_bytes(LINE_SCAN_BYTES)}, "
                                     f"which is as far as read_file looks: use run (e.g. `sed -n '{start_line},+"
                                     f"{max_lines}p' {relative}`).")
                 chunk = os.pread(fd, COPY_CHUNK, offset)
@@ -653,8 +652,8 @@ class Workspace:
         try:
             info = os.fstat(path_fd)
             self._expect(shown, info, "file")
-            too_big = ToolError(f"{shown.split('/')[0]}/ holds more than {_human(budget)} of files; a checkpoint "
-                                f"may hold at most that here ({shown} is {_human(info.st_size)}).")
+            too_big = ToolError(f"{shown.split('/')[0]}/ holds more than {human_bytes(budget)} of files; a checkpoint "
+                                f"may hold at most that here ({shown} is {human_bytes(info.st_size)}).")
             if info.st_size > budget:
                 raise too_big
             source = _reopen(path_fd, os.O_RDONLY)
@@ -758,14 +757,6 @@ def _list_dir(dir_fd: int, limit: int, hidden: bool = True) -> list[tuple[str, i
                 break
     found.sort()
     return found
-
-
-def _human(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n} B"
 
 
 def remove_tree(path: str | os.PathLike) -> None:

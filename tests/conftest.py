@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+from contextlib import contextmanager
 
 import gymnasium as gym
 import pytest
@@ -46,3 +48,18 @@ def host_processes_with(token: str) -> list[int]:
             except OSError:
                 pass
     return found
+
+
+@contextmanager
+def no_blocking(seconds: int = 5):
+    """Fail, instead of hanging the test run, if the block takes longer than `seconds`."""
+    def expired(*_):
+        raise AssertionError(f"the env blocked for more than {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)

@@ -11,18 +11,23 @@ working for the next episode.
 | read another episode's workspace | not there |
 | reach the network (1.1.1.1:53, a port on the host's localhost) | no network |
 | fork bomb | pids limit (cgroup); all killed at the timeout |
-| fill the disk | file size limit; disk guard kills the episode's processes |
+| fill the disk | the workspace's quota image (ENOSPC); disk guard on the host as a second line |
 | leave a process behind (setsid, nohup, double fork; both backends) | killed at the latest by close() |
 | submit a pickle that runs code when loaded | refused, never loaded: integrity flag |
 | config.json claiming another architecture | integrity flag (lineage) |
 | generation_config.json / chat template to change decoding | ignored: the harness decides |
 | submit a model that is not the base (fresh initialisation) | integrity flag (lineage) |
-| train on test items (plain and gzipped, reformatted) | integrity flag (contamination) |
+| train on test items (plain and gzipped, reformatted) | integrity flag (contamination; the items are the episode's secret draw) |
 | edit the evaluation code, or change it behind the sandbox's back | read-only; tampering flag |
 | read through symlinks via the env's own tools, or links inside a checkpoint | refused |
 | plant links where the env writes or reads job logs | logs created without following links, read by fd |
-| plant a link where the train tool writes its config (runs/) | created without following links |
+| plant a link where the train tool wrote its config (runs/) | its inputs live outside the workspace now |
 | make an agent failure look like an infrastructure failure | classified as an agent failure |
+
+More attacks, each class in its own file: path races and special files (test_races.py, test_workspace.py),
+encoded test items and archive bombs (test_contamination.py), the secret test split (test_secret_split.py), the
+host identity and the quota (test_host.py), kill -9 and leaks (test_leaks.py), the verifier's limits
+(test_verifier.py), malformed actions (test_robustness.py, test_fuzz.py).
 
 The last tests check the checks' calibration: the contamination scan's speed and its silence on synthetic data
 in the task's own style, and the lineage statistic on fine-tuned-like and independent models.

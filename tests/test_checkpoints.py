@@ -67,3 +67,32 @@ def test_harnesses_share_completions_only_when_their_prompts_are_the_same(monkey
 def test_stop_sequences_cut_completions():
     assert generation.cut_at_stop("12+7=19 #### 19\nQuestion: next", ("\nQuestion:",)) == "12+7=19 #### 19"
     assert generation.cut_at_stop("no stop here", ("###x", "")) == "no stop here"
+
+
+def test_sizes_are_checked_before_anything_is_allocated(tmp_path):
+    import json
+    import shutil
+
+    from ptb_gym.errors import ToolError
+
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "r": 10**9}))
+    (adapter / "adapter_model.safetensors").write_bytes(b"\x00" * 64)
+    with pytest.raises(ToolError, match="LoRA rank of 1000000000"):
+        checkpoints.checkpoint_kind(adapter, BASE)
+
+    many = tmp_path / "many"
+    many.mkdir()
+    header = json.dumps({f"t{i}": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]} for i in range(5000)}).encode()
+    (many / "model.safetensors").write_bytes(len(header).to_bytes(8, "little") + header + b"\x00" * 4)
+    with pytest.raises(ToolError, match="names 5000 tensors"):
+        checkpoints.checkpoint_kind(many, BASE)
+
+    truncated = tmp_path / "truncated"
+    shutil.copytree(BASE, truncated)
+    data = (truncated / "model.safetensors").read_bytes()
+    (truncated / "model.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ToolError, match="truncated"):
+        checkpoints.checkpoint_kind(truncated, BASE)
+    assert checkpoints.checkpoint_kind(BASE, BASE) == "full"

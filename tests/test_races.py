@@ -15,16 +15,14 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import time
 import uuid
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from ptb_gym import sandbox as sandbox_module
-from tests.conftest import call
+from tests.conftest import call, no_blocking
 
 pytestmark = pytest.mark.skipif(not sandbox_module.bubblewrap_works(), reason="bubblewrap does not work here")
 
@@ -35,21 +33,6 @@ def step(env, tool: str, **arguments):
 
 def run(env, command: str, timeout_s: int = 60) -> str:
     return step(env, "run", command=command, timeout_s=timeout_s)[0]
-
-
-@contextmanager
-def no_blocking(seconds: int):
-    """Fail, instead of hanging the test run, if the block takes longer than `seconds`."""
-    def expired(*_):
-        raise AssertionError(f"the env blocked for more than {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, expired)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def peak_rss_growth(function) -> tuple[int, object]:
@@ -93,8 +76,7 @@ while True:
 
 def test_swapping_directories_for_links_while_the_env_works_never_leaks(make_env, tmp_path):
     env = make_env(max_steps=10_000)
-    _, info = env.reset(seed=0)
-    root = Path(info["workspace"])
+    env.reset(seed=0)
     token = f"CANARY-{uuid.uuid4().hex}"
     outside = tmp_path / "outside"
     (outside / "ck").mkdir(parents=True)

@@ -46,3 +46,27 @@ def test_unknown_option_says_what_was_meant():
 def test_bad_option_value_is_refused():
     with pytest.raises(ConfigError, match="budget_mode must be"):
         gym.make("PTB/math-v0", budget_mode="steps")
+
+
+def test_a_family_adds_its_own_tools(monkeypatch, tmp_path):
+    from ptb_gym.envs import load_task
+    from ptb_gym.protocol import tool
+
+    @tool
+    def count_items(episode, split: str = "dev") -> str:
+        """Count the items of a split in the workspace.
+
+        Args:
+            split: "train" or "dev".
+        """
+        return str(len(episode.workspace.read_bytes(f"data/{split}.jsonl", 1 << 24).splitlines()))
+
+    monkeypatch.setattr(type(load_task("math")), "tools", property(lambda self: (count_items,)))
+    env = gym.make("PTB/math-v0", dev_size=7, train_size=20, test_size=4, workdir=str(tmp_path))
+    try:
+        _, info = env.reset(seed=0)
+        assert "count_items" in [schema["function"]["name"] for schema in info["tools"]]
+        observation, *_ = env.step({"tool": "count_items", "arguments": {"split": "dev"}})
+        assert observation == "7"
+    finally:
+        env.close()

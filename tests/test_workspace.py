@@ -4,12 +4,10 @@ block it, or make it read without bound. Each test runs with both resolvers (ope
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import stat
 import time
 import uuid
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -17,6 +15,7 @@ import pytest
 from ptb_gym import workspace as gate
 from ptb_gym.errors import ToolError
 from ptb_gym.workspace import Workspace, remove_tree
+from tests.conftest import no_blocking
 
 RESOLVERS = ["openat2", "walk"] if gate.resolver() == "openat2" else ["walk"]
 
@@ -35,21 +34,6 @@ def outside(tmp_path) -> Path:
     directory.mkdir()
     (directory / "canary.txt").write_text(f"CANARY {uuid.uuid4().hex}\n")
     return directory
-
-
-@contextmanager
-def no_blocking(seconds: int = 5):
-    """Fail (instead of hanging the test run) if the block takes longer than `seconds`."""
-    def expired(*_):
-        raise AssertionError(f"blocked for more than {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, expired)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def refused(call, *words: str) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from ptb_gym.episode import Episode
 from ptb_gym.errors import ToolError
 from ptb_gym.protocol import tool
+from ptb_gym.text import human_bytes
 from ptb_gym.workspace import Workspace
 
 MAX_WRITE_BYTES = 50 * 1024**2
@@ -116,7 +117,7 @@ def listing(workspace: Workspace, path: str, depth: int) -> str:
         if entry.kind == "dir":
             lines.append(f"{indent}{name}/")
         elif entry.kind == "file":
-            lines.append(f"{indent}{name}  ({_size(entry.size)})")
+            lines.append(f"{indent}{name}  ({human_bytes(entry.size)})")
         else:
             lines.append(f"{indent}{name}  ({entry.kind})")
     if stopped:
@@ -124,11 +125,3 @@ def listing(workspace: Workspace, path: str, depth: int) -> str:
             lines[index] = lines[index].replace("... ", "... at least ", 1)
         lines.append(f"[listing stopped: {stopped}; list a subdirectory, or use a smaller depth]")
     return "\n".join(lines) or "(empty directory)"
-
-
-def _size(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n} B"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from ptb_gym.episode import Episode
-from ptb_gym.errors import ToolError
 from ptb_gym.jobs import TAIL_BYTES, Job
 from ptb_gym.protocol import ToolResult, tool
 from ptb_gym.tools.shell import bash

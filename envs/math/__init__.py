@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ptb_gym.envs.task import Harness, Task
+from ptb_gym.envs.task import Harness, Recipe, Task
 
 _HERE = Path(__file__).parent
 _STRICT = re.compile(r"####\s*(-?[\d,]+)")
@@ -36,6 +36,12 @@ class MathTask(Task):
         if not harness.shots:
             return question
         return "\n\n".join([*_shots(harness.shots), question])
+
+    @property
+    def recipes(self) -> dict[str, Recipe]:
+        from ptb_gym.envs.math.recipes import RECIPES
+
+        return RECIPES
 
     def score(self, items: Sequence[dict[str, Any]], completions: Sequence[str], harness: Harness) -> list[float]:
         return [float(_answer(completion, harness) == str(item["answer"]))
