@@ -64,6 +64,7 @@ import binascii
 import bz2
 import codecs
 import functools
+import hashlib
 import html
 import io
 import json
@@ -723,6 +724,9 @@ class _Scan:
         self.files = self.bytes = self.weights_skipped = 0
         self.unscannable: list[dict[str, str]] = []
         self.skipped: list[dict[str, str]] = []
+        self.known: set[bytes] = set()
+        """sha256 digests of the bytes scanned so far and of the public files (nothing to find in them)."""
+        self.duplicates = 0
         self.started = time.monotonic()
 
     def count_member(self) -> None:
@@ -731,7 +735,14 @@ class _Scan:
             raise _Unscannable(f"more than {MAX_MEMBERS} archive members in all")
 
     def file(self, name: str, data: bytes) -> None:
-        """Scan one file's bytes; whatever stops it is recorded as unscannable, never raised."""
+        """Scan one file's bytes; whatever stops it is recorded as unscannable, never raised. A file whose bytes
+        were scanned already (the train tool's copy of a data file), or that are exactly a public file the env
+        wrote itself (the train and dev splits), is not scanned again: the same bytes give the same matches."""
+        digest = hashlib.sha256(data).digest()
+        if digest in self.known:
+            self.duplicates += 1
+            return
+        self.known.add(digest)
         self.files += 1
         self.bytes += len(data)
         self.work_left = MAX_WORK_FACTOR * len(data) + 64 * 1024
@@ -852,7 +863,7 @@ class _Scan:
             "files_scanned": self.files, "bytes_scanned": self.bytes, "weights_skipped": self.weights_skipped,
             "seconds": round(time.monotonic() - self.started, 3), "files": dict(files.most_common(10)),
             "unscannable_count": len(self.unscannable), "unscannable": self.unscannable[:20],
-            "skipped_count": len(self.skipped), "skipped": self.skipped[:20],
+            "skipped_count": len(self.skipped), "skipped": self.skipped[:20], "duplicates": self.duplicates,
         }
         messages = []
         if len(matched) >= threshold:
@@ -887,14 +898,17 @@ def scan_data(name: str, data: bytes, index: TestSetIndex, *, max_bytes: int = M
 
 
 def scan_workspace(workspace: Workspace, index: TestSetIndex, *, max_bytes: int = MAX_SCAN_BYTES,
-                   extra_files: Iterable[tuple[str, bytes]] = ()) -> tuple[Flag | None, dict[str, Any]]:
+                   extra_files: Iterable[tuple[str, bytes]] = (), public_digests: Iterable[bytes] = (),
+                   ) -> tuple[Flag | None, dict[str, Any]]:
     """Scan every file of the workspace for test questions, smallest first; the flag (or None) and the scan's
     statistics. Links, special files, files over the remaining budget, sparse files and a tree past the walk's
     limits are unscannable, and flagged. Never raises on workspace content.
 
     `extra_files`: (name, bytes) scanned in the same verdict with a budget of their own (the data files the
-    train tool was given), so that test items spread over several files add up."""
+    train tool was given), so that test items spread over several files add up. `public_digests`: sha256 digests
+    of files whose exact bytes are public (the splits the env wrote into the workspace): such files are skipped."""
     scan = _Scan(index, max_bytes)
+    scan.known.update(public_digests)
     files = []
     try:
         for entry in workspace.walk(".", max_depth=WALK_MAX_DEPTH, max_entries=WALK_MAX_ENTRIES):

@@ -12,6 +12,7 @@ receive each `Step` and the final `Outcome`.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import secrets
@@ -112,6 +113,8 @@ class Episode:
     """The data files the train tool gave its jobs (snapshots outside the workspace; scanned at the end)."""
     train_runs: int = 0
     """Train tool calls so far, refused ones included (each has its own inputs directory)."""
+    public_digests: list[str] = field(default_factory=list)
+    """sha256 of the public files written at reset (the splits): the contamination scan skips exact copies."""
 
     def __post_init__(self) -> None:
         self.jobs = JobManager(self.workspace, self.sandbox, self.budget)
@@ -128,15 +131,16 @@ class Episode:
         try:
             workspace = Workspace(disk.workspace)
             workspace.install_readonly(base_model, "base_model")
-            workspace.write_bytes("data/train.jsonl", split_file("train", config.train_size))
-            workspace.write_bytes("data/dev.jsonl", split_file("dev", config.dev_size))
+            public = [split_file("train", config.train_size), split_file("dev", config.dev_size)]
+            workspace.write_bytes("data/train.jsonl", public[0])
+            workspace.write_bytes("data/dev.jsonl", public[1])
             inputs = disk.root / "inputs"
             inputs.mkdir(mode=0o755)
             sandbox = sandbox_module.make_sandbox(config.sandbox, readonly_paths=[inputs])
             sandbox.watch_quota(disk.over_quota)  # the quota's guard where no quota'd file system could be mounted
             episode = cls(task, config, seed, disk, workspace, sandbox, Budget(config.budget_s, config.budget_mode),
                           base_model, tools, test_seed=config.test_seed if config.test_seed is not None
-                          else secrets.randbits(62))
+                          else secrets.randbits(62), public_digests=[hashlib.sha256(b).hexdigest() for b in public])
             workspace.write_bytes("TASK.md", episode.briefing.encode())
             return episode
         except BaseException:
@@ -223,6 +227,14 @@ class Episode:
             extra={"budget": self.budget.snapshot(), "steps": self.steps, "test_seed": self.test_seed})
         return self.outcome
 
+    def warm_verifier(self) -> None:
+        """Start the verifier now (the train tool calls this): its imports and its preparation of the final
+        scoring (the secret test split's contamination index) then overlap the training."""
+        config = self.config
+        self.verifier.warm(prepare={"op": "prepare", "task": self.task.name, "test_seed": self.test_seed,
+                                    "test_size": config.test_size, "train_size": config.train_size,
+                                    "dev_size": config.dev_size})
+
     def verify_final(self, checkpoint: str) -> dict[str, Any]:
         """The verifier's verdict on a checkpoint of the workspace: integrity checks, then the hidden test."""
         config = self.config
@@ -230,7 +242,8 @@ class Episode:
         return self.verifier.request({
             "op": "final", "task": self.task.name, "base_model": str(self.base_model_dir),
             "checkpoint": str(snapshot), "workspace": str(self.workspace.root),
-            "scan_files": [str(path) for path in self.train_inputs], "test_seed": self.test_seed,
+            "scan_files": [str(path) for path in self.train_inputs], "public_digests": self.public_digests,
+            "test_seed": self.test_seed,
             "test_size": config.test_size, "train_size": config.train_size, "dev_size": config.dev_size,
             "device": config.device, "batch_size": config.eval_batch_size, "model_key": config.model_key,
             "sealed": _SEAL}, timeout_s=SCORING_TIMEOUT_S + SCORING_S_PER_ITEM * config.test_size)

@@ -22,7 +22,7 @@ FAILED_ITEMS_SHOWN = 3
 
 def handle(request: dict[str, Any], stage: Callable[[str], None]) -> dict[str, Any]:
     """Answer one request; `stage` announces each step (the env classifies a crash by the last one)."""
-    operations = {"evaluate": evaluate, "final": final}
+    operations = {"evaluate": evaluate, "final": final, "prepare": prepare}
     if request.get("op") not in operations:
         raise ValueError(f"unknown verifier request {request.get('op')!r}")
     try:
@@ -42,6 +42,13 @@ def warm_up(base_dir: Path) -> None:
     from ptb_gym.generation import generate
 
     generate(load_model(base_dir, base_dir), load_tokenizer(base_dir), ["Question: 1+1?\nAnswer:"], max_new_tokens=1)
+
+
+def prepare(request: dict[str, Any], stage: Callable[[str], None]) -> dict[str, Any]:
+    """Build the contamination index of the episode's secret test split ahead of the final request (the env
+    queues this when the verifier starts, while the agent trains)."""
+    _index(request["task"], request["test_seed"], request["test_size"], request["train_size"], request["dev_size"])
+    return {"ok": True}
 
 
 def evaluate(request: dict[str, Any], stage: Callable[[str], None]) -> dict[str, Any]:
@@ -71,7 +78,7 @@ def final(request: dict[str, Any], stage: Callable[[str], None]) -> dict[str, An
     flag, checks["tampering"] = integrity.check_tampering(request["sealed"])
     flags += [flag] if flag else []
     stage("scan")
-    flag, checks["contamination"] = _contamination(request, task, items)
+    flag, checks["contamination"] = _contamination(request)
     flags += [flag] if flag else []
     if flags:
         return {"ok": False, "kind": "integrity", "message": "; ".join(f.message for f in flags),
@@ -90,21 +97,32 @@ def final(request: dict[str, Any], stage: Callable[[str], None]) -> dict[str, An
             "flags": [], "seconds": {"generation": result.generation_s}}
 
 
-def _contamination(request: dict[str, Any], task, items) -> tuple[integrity.Flag | None, dict[str, Any]]:
+def _contamination(request: dict[str, Any]) -> tuple[integrity.Flag | None, dict[str, Any]]:
     from ptb_gym import contamination
     from ptb_gym.workspace import Workspace
 
-    index = contamination.TestSetIndex(
-        [task.question(item) for item in items],
-        [" ".join(str(v) for v in record.values() if isinstance(v, str))
-         for split, size in (("train", request["train_size"]), ("dev", request["dev_size"]))
-         for record in task.records(split, size)])
+    index = _index(request["task"], request["test_seed"], request["test_size"], request["train_size"],
+                   request["dev_size"])
     extra = []
     for path in map(Path, request.get("scan_files", [])):  # what each train job was given (snapshots)
         with open(path, "rb") as data:
-            extra.append((f"train tool input {path.parent.name}/{path.name}", data.read(contamination.MAX_SCAN_BYTES + 1)))
-    flag, stats = contamination.scan_workspace(Workspace(Path(request["workspace"])), index, extra_files=extra)
-    return flag, stats
+            extra.append((f"train tool input {path.parent.name}/{path.name}",
+                          data.read(contamination.MAX_SCAN_BYTES + 1)))
+    public = [bytes.fromhex(digest) for digest in request.get("public_digests", [])]
+    return contamination.scan_workspace(Workspace(Path(request["workspace"])), index, extra_files=extra,
+                                        public_digests=public)
+
+
+@functools.lru_cache(maxsize=2)
+def _index(task_name: str, test_seed: int, test_size: int, train_size: int, dev_size: int):
+    """The contamination index of a secret test split, minus the public splits' n-grams."""
+    from ptb_gym import contamination
+
+    task = load_task(task_name)
+    return contamination.TestSetIndex(
+        [task.question(item) for item in task.records("test", test_size, seed=test_seed)],
+        [" ".join(str(v) for v in record.values() if isinstance(v, str))
+         for split, size in (("train", train_size), ("dev", dev_size)) for record in task.records(split, size)])
 
 
 @functools.lru_cache(maxsize=4)

@@ -75,10 +75,15 @@ class Verifier:
         self._ready = False
         self._requests = 0
 
-    def warm(self) -> None:
-        """Start the process if it is not running, without waiting for it (its imports overlap other work)."""
+    def warm(self, prepare: dict[str, Any] | None = None) -> None:
+        """Start the process if it is not running, without waiting for it (its imports overlap other work), and
+        queue `prepare`, a request whose answer nobody waits for (work the verifier may do ahead of time)."""
         if self._process is None or self._process.poll() is not None:
             self._start()
+            if prepare is not None:
+                assert self._process is not None and self._process.stdin is not None
+                self._process.stdin.write(json.dumps({"id": 0, **prepare}).encode() + b"\n")
+                self._process.stdin.flush()
 
     def request(self, payload: dict[str, Any], timeout_s: float,
                 progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
@@ -144,8 +149,8 @@ class Verifier:
                         message = json.loads(line)
                     except ValueError:
                         self._fail(f"the verifier wrote a line that is not JSON: {line[:200]!r}", current())
-                    if isinstance(message, dict) and "failure" in message:
-                        self._fail(message["failure"], current())
+                    if isinstance(message, dict) and "failure" in message and message.get("id") != 0:
+                        self._fail(message["failure"], current())  # a queued `prepare` (id 0) may fail alone
                     if isinstance(message, dict) and done(message):
                         return message
                 left = deadline - time.monotonic()
@@ -261,7 +266,7 @@ def main() -> None:
             import traceback
 
             traceback.print_exc()
-            send({"failure": f"{type(error).__name__}: {error}"})
+            send({"id": request.get("id"), "failure": f"{type(error).__name__}: {error}"})
             continue
         send({"id": request["id"], "result": result})
 

@@ -330,3 +330,20 @@ def test_items_spread_over_the_workspace_and_train_inputs_add_up(questions, inde
     inputs = [(f"train_inputs/{i}.jsonl", jsonl(sft(questions[2 + i : 3 + i]))) for i in range(2)]
     flag, stats = scan_workspace(Workspace(tmp_path), index, extra_files=inputs)
     assert flag is not None and stats["matched_items"] == 4 and stats["files_scanned"] == 3
+
+
+def test_the_same_bytes_are_scanned_once_and_public_files_not_at_all(index, questions, tmp_path):
+    import hashlib
+
+    public = jsonl({"question": q} for q in ("Public text one.", "Public text two."))
+    (tmp_path / "train.jsonl").write_bytes(public)
+    copied = jsonl({"text": q} for q in questions)
+    (tmp_path / "copy.jsonl").write_bytes(copied)
+    flag, stats = scan_workspace(Workspace(tmp_path), index, extra_files=[("train tool input", copied)],
+                                 public_digests=[hashlib.sha256(public).digest()])
+    assert stats["files_scanned"] == 1 and stats["duplicates"] == 2  # the public split and the tool's copy
+    assert flag is not None and stats["matched_items"] == len(questions)
+    # A file that only looks public (one byte changed) is scanned.
+    (tmp_path / "train.jsonl").write_bytes(public.replace(b"one", b"One"))
+    _, stats = scan_workspace(Workspace(tmp_path), index, public_digests=[hashlib.sha256(public).digest()])
+    assert stats["files_scanned"] == 2

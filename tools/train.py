@@ -83,7 +83,7 @@ def train(
     os.chmod(config_path, 0o644)
     job = episode.jobs.launch([sys.executable, "-m", "ptb_gym.training", str(config_path)], kind="train",
                               meta={"output_dir": output_path, "config": str(config_path)})
-    episode.verifier.warm()  # the model will be scored: start the verifier's imports while the job starts
+    episode.warm_verifier()  # the model will be scored: start the verifier while the job runs
     return ToolResult(
         f"Started {job.id}: SFT ({'LoRA' if lora else 'full'}) on {data} for {max_steps} steps -> "
         f"{output_path}\n{describe(job)}\nFollow it with wait(\"{job.id}\") or job_status(\"{job.id}\").",
