@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import shutil
 import statistics
@@ -65,10 +66,11 @@ def main(config: Config) -> None:
     import gymnasium as gym
 
     import ptb_gym
-    from ptb_gym.sandbox import BubblewrapSandbox, SubprocessSandbox, bubblewrap_works
+    from ptb_gym.sandbox import BubblewrapSandbox, SubprocessSandbox, bubblewrap_works, host_identity
 
     gym.register_envs(ptb_gym)
     workspace = Path(tempfile.mkdtemp(prefix="ptb-overhead-"))
+    os.chown(workspace, *host_identity())  # as an episode's workspace: the sandbox's identity owns it
     torch_probe = [sys.executable, "-c", "import torch; print('ready', flush=True)"]
     backends = {"none": SubprocessSandbox(quiet=True)}
     if bubblewrap_works():
@@ -117,13 +119,13 @@ def main(config: Config) -> None:
         "command": "python benchmarks/sandbox_overhead.py " + " ".join(sys.argv[1:]),
         "config": asdict(config),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"cpu": cpu, "cores": len(__import__("os").sched_getaffinity(0)), "kernel": platform.release(),
+        "machine": {"cpu": cpu, "cores": len(os.sched_getaffinity(0)), "kernel": platform.release(),
                     "load_average_at_end": load},
         "versions": {"python": platform.python_version(), "bubblewrap": bwrap_version, "ptb-gym": ptb_gym.__version__,
                      "torch": version("torch")},
         "results": rows,
     }
-    out = Path(config.out)
+    out = Path(config.out) if Path(config.out).is_absolute() else Path(__file__).resolve().parent.parent / config.out
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {out}")

@@ -9,6 +9,7 @@ verifier with the stage it was in.
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,8 +26,18 @@ def handle(request: dict[str, Any], stage: Callable[[str], None]) -> dict[str, A
     operations = {"evaluate": evaluate, "final": final, "prepare": prepare}
     if request.get("op") not in operations:
         raise ValueError(f"unknown verifier request {request.get('op')!r}")
+    marks: list[tuple[str, float]] = [("request", time.perf_counter())]
+
+    def timed(name: str) -> None:
+        marks.append((name, time.perf_counter()))
+        stage(name)
+
     try:
-        return operations[request["op"]](request, stage)
+        answer = operations[request["op"]](request, timed)
+        marks.append(("end", time.perf_counter()))
+        answer.setdefault("seconds", {})["stages"] = {
+            name: round(end - start, 4) for (name, start), (_, end) in zip(marks, marks[1:])}
+        return answer
     except integrity.IntegrityViolation as violation:
         return {"ok": False, "kind": "integrity", "message": violation.flag.message, "flags": [violation.flag.to_dict()]}
     except IntegrityError as error:
@@ -47,7 +58,11 @@ def warm_up(base_dir: Path) -> None:
 def prepare(request: dict[str, Any], stage: Callable[[str], None]) -> dict[str, Any]:
     """Build the contamination index of the episode's secret test split ahead of the final request (the env
     queues this when the verifier starts, while the agent trains)."""
-    _index(request["task"], request["test_seed"], request["test_size"], request["train_size"], request["dev_size"])
+    from ptb_gym import contamination
+
+    index = _index(request["task"], request["test_seed"], request["test_size"], request["train_size"],
+                   request["dev_size"])
+    contamination.prepare(index)
     return {"ok": True}
 
 
