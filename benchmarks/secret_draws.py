@@ -9,7 +9,8 @@ reference scores in `envs/math/scores.json`) must hold for any draw, not for one
 reference recipe once (`ScriptedAgent` through the env, workspace kept), then scores the base model and the
 trained model on `draws` fresh secret test splits under every harness, and compares each draw with the recorded
 interval: `base_interval` (bootstrap over test items) and `reference_interval` (mean over calibration seeds,
-seed spread and item noise). A single reference model is one seed, so its draws may sit at one side of the
+seed spread and item noise). It also records the reference model's lineage statistics (the lowest correlation of
+any of its tensors with the base model's), which the lineage threshold is set against. A single reference model is one seed, so its draws may sit at one side of the
 interval; the check is that no draw leaves it.
 """
 
@@ -67,6 +68,7 @@ def main(config: Config, quick: bool = False) -> dict:
             done = terminated or truncated
         if info["failure"]:
             raise RuntimeError(f"the reference episode failed: {info['failure']}")
+        lineage = info["integrity"]["lineage"]  # how far the reference recipe moves every tensor from the base
         snapshot = Path(scratch) / "reference_model"
         shutil.copytree(Path(env.unwrapped.episode.root) / "final_model", snapshot)
         env.close()
@@ -93,9 +95,13 @@ def main(config: Config, quick: bool = False) -> dict:
                          f"{min(values):.1%}-{max(values):.1%}", f"{statistics.fmean(values):.1%}", inside])
     primary = table[task.primary_harness]
     results = {"draws": config.draws, "test_size": config.test_size, "harnesses": table,
+               "reference_lineage": lineage,
                "primary_inside": all(primary[model]["all_draws_inside"] for model in models)}
     print_table(f"PTB/math-v0: base and reference on {config.draws} secret test splits of {config.test_size} items",
                 ["harness", "model", "recorded [interval]", "draws (min-max)", "mean", "all inside"], rows)
+    print(f"\nthe reference model's lineage: every tensor's correlation with the base >= "
+          f"{lineage['min_correlation']:.3f} (median {lineage['median_correlation']:.3f}; threshold "
+          f"{lineage['threshold']})")
     path = write_results(config.name, config, results, quick=quick, results_dir=config.results_dir or None,
                          machine_info=info_machine)
     print(f"\nwrote {path}")

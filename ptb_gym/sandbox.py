@@ -82,6 +82,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from ptb_gym.config import SANDBOX_KINDS
 from ptb_gym.errors import ConfigError
 from ptb_gym.text import human_bytes
 
@@ -433,7 +434,7 @@ def make_sandbox(kind: str, extra_env: Mapping[str, str] | None = None, limits: 
         return BubblewrapSandbox(extra_env, limits, readonly_paths)
     if kind in ("none", "auto"):
         return SubprocessSandbox(extra_env, limits)
-    raise ConfigError(f"Unknown sandbox {kind!r}: use 'auto', 'bwrap' or 'none'.")
+    raise ConfigError(f"Unknown sandbox {kind!r}: use one of {list(SANDBOX_KINDS)}.")
 
 
 @functools.cache
