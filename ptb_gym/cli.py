@@ -174,6 +174,9 @@ def _summary(console, env_id: str, info: dict[str, Any], reward: float, seconds:
         table.add_row(*row)
     if info.get("scores"):
         console.print(table)
+        for name, entry in info["scores"].items():
+            if entry.get("uplift_note"):
+                console.print(f"[dim]n/m ({name}): {entry['uplift_note']}[/dim]")
     if info.get("failure"):
         console.print(f"[red]failure ({info['failure']['kind']}):[/red] {info['failure']['message']}")
     budget = info["budget"]
