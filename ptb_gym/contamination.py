@@ -24,18 +24,20 @@ in all. Each text is seen through several views, each matched:
   zero-width joiners dropped, casefolded): fullwidth letters, ligatures, accents and odd cases match;
 - UTF-16 and UTF-32 (little or big endian, with or without a byte-order mark) are decoded;
 - percent-encoding, HTML entities and backslash escapes (`\\x41`, `\\u0041`, `\\101`) are undone where at
-  least 16 of them occur; runs of at least 40 base64/base64url characters (MIME line breaks allowed) and of
+  least 16 of them occur; ASCII text is also read rot47-decoded; runs of at least 40 base64/base64url or
+  base32 characters (MIME line breaks allowed) and of
   at least 20 hex-encoded bytes (`4c69`, `4c:69`, `0x4c, 0x69`, `\\x4c`) are decoded, and what they decode to
   is scanned in turn (it may be an archive, UTF-16, more base64...), up to `MAX_DEPTH` levels;
 - gzip, zlib, bz2, xz, zip and tar archives (tar.gz and the like are gzip holding a tar) are unpacked
   recursively, streamed with bounded reads, up to `MAX_DEPTH` levels, `MAX_MEMBERS` members and a compression
   ratio of `MAX_RATIO` (a zip bomb is stopped after about a megabyte of output); members are scanned like files;
-- safetensors files whose header is well formed, whose tensors are all floating point and whose size is
-  exactly what the header says (model weights) are skipped unread; any other "safetensors" file is data.
+- safetensors files whose header is well formed, whose tensors are all floating point, whose size is exactly
+  what the header says and whose sampled values are signed like weights (about half negative: printable text
+  never sets a float's sign bit) are skipped unread; any other "safetensors" file is data.
 
 **What cannot be scanned flags the episode.** A file over the remaining byte budget, a sparse file, an archive
 over its limits, a corrupt, encrypted or unsupported (7z, rar, zstd, lz4) archive, a file whose decodings
-exceed `MAX_WORK_FACTOR` times its size, a device, a tree past the walk's limits: each is listed in the
+exceed `MAX_WORK_FACTOR` times its size (unpacked bytes count as a file's), a device, a tree past the walk's limits: each is listed in the
 statistics (`unscannable`) and the episode gets a `contamination` flag whose message names them and says to
 delete them. A workspace that cannot be scanned cannot be trusted. Links, FIFOs and sockets hold no content of
 their own and are listed as `skipped` (a link's target is scanned where it lies: the sandbox lets the agent write
@@ -53,13 +55,17 @@ a small multiple of a 16 MB segment beyond the bytes read (large texts are parse
 segment at a time, words 4 MB at a time); archives are unpacked in 1 MB steps.
 
 What it does not see: data deleted before the episode ended or generated in memory and never written;
-encryption, compression or encodings it does not know (rot47, base32, a custom cipher; base64 misaligned by a
-stray leading character; UTF-16-BE without a byte-order mark holding only non-Latin text); homoglyphs
-(Cyrillic letters for Latin ones); paraphrases; test items hidden in the bits of float weights.
+encryption, compression or encodings it does not know (a custom cipher; base64 misaligned by a stray leading
+character; UTF-16-BE without a byte-order mark holding only non-Latin text); homoglyphs (Cyrillic letters for
+Latin ones); paraphrases; a question cut in parts stored far apart (two files, or halves in separate blocks),
+or broken every few words by junk words (tests/test_review_attacks.py documents both as open); test items
+hidden in the bits of float weights. The test items are drawn in secret for each episode, so an agent has
+none to hide unless it guesses them.
 """
 
 from __future__ import annotations
 
+import base64
 import binascii
 import bz2
 import codecs
@@ -133,6 +139,7 @@ _ESCAPES = re.compile(rb"\\[nrtu]")  # JSON's \n, \t, \u00e9, ...: not part of t
 _NON_WORD_BYTE = re.compile(rb"[^A-Za-z0-9]")
 _ROT13 = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz",
                          b"NOPQRSTUVWXYZABCDEFGHIJKLMnopqrstuvwxyzabcdefghijklm")
+_ROT47 = bytes.maketrans(bytes(range(33, 127)), bytes(33 + (c - 33 + 47) % 94 for c in range(33, 127)))
 
 
 def words(data: bytes) -> list[bytes]:
@@ -472,6 +479,7 @@ def _unescaped(data: bytes) -> bytes | None:
 
 
 _BASE64_RUN = re.compile(rb"[A-Za-z0-9+/_-]{40,}={0,2}(?:\r?\n[A-Za-z0-9+/_-]+={0,2})*")
+_BASE32_RUN = re.compile(rb"[A-Z2-7]{40,}={0,6}")
 _HEX_RUN = re.compile(rb"(?:(?:0[xX]|\\x)?[0-9A-Fa-f]{2}(?:, ?|[ :])?){20,}")
 _HEX_NOISE = re.compile(rb"0[xX]|\\x|[^0-9A-Fa-f]")
 _URLSAFE = bytes.maketrans(b"-_", b"+/")
@@ -483,6 +491,7 @@ def _class_table(members: str) -> bytes:
 
 _ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 _BASE64_CLASS = _class_table(_ALNUM + "+/_-\r\n")
+_BASE32_CLASS = _class_table("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
 _HEX_CLASS = _class_table("0123456789abcdefABCDEFxX\\,: ")
 _ALNUM_MASK = bytes(1 if chr(c) in _ALNUM else 0 for c in range(256))
 
@@ -505,6 +514,13 @@ def _decoded_runs(text: bytes) -> Iterator[tuple[str, bytes]]:
     for region in _regions(text, _BASE64_CLASS, 40):
         for match in _BASE64_RUN.finditer(region):
             yield "base64", _base64_lines(match.group(0))
+    for region in _regions(text, _BASE32_CLASS, 40):
+        for match in _BASE32_RUN.finditer(region):
+            run = match.group(0).rstrip(b"=")
+            try:
+                yield "base32", base64.b32decode(run[: len(run) // 8 * 8])
+            except (binascii.Error, ValueError):
+                continue
     for region in _regions(text, _HEX_CLASS, 40):
         for match in _HEX_RUN.finditer(region):
             digits = _HEX_NOISE.sub(b"", match.group(0))
@@ -695,6 +711,35 @@ def float_weights_only(data: bytes, size: int | None = None) -> bool:
         return False
 
 
+_SIGN_SAMPLE = 16 * 1024
+_SIGN_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "F8_E4M3": 1, "F8_E5M2": 1}
+
+
+def _header_end(data: bytes) -> int:
+    return 8 + int.from_bytes(data[:8], "little")
+
+
+def _sample_offsets(start: int, size: int) -> list[int]:
+    """Three places to sample a tensor region from: its start, middle and end."""
+    span = max(0, size - start - _SIGN_SAMPLE)
+    return sorted({start, start + span // 2, start + span})
+
+
+def _signed_like_weights(head: bytes, samples: list[bytes]) -> bool:
+    """Do the sampled values look like trained weights, about half of them negative? A text under a float
+    header does not: printable characters never set the sign bit (the top bit of each value's last byte)."""
+    try:
+        header = json.loads(head[8 : _header_end(head)])
+        width = next(_SIGN_BYTES[t["dtype"]] for k, t in header.items() if k != "__metadata__")
+    except (ValueError, KeyError, StopIteration, TypeError, AttributeError):
+        return False
+    data = b"".join(sample[: len(sample) // width * width] for sample in samples)
+    if len(data) < 64 * width:
+        return False  # too few values to tell: scanned as bytes, which costs little at this size
+    signs = np.frombuffer(data, dtype=np.uint8)[width - 1 :: width] >> 7
+    return 0.1 <= float(signs.mean()) <= 0.9
+
+
 # ------------------------------------------------------------------------------------------------- scan
 
 _SEGMENT = 16 * 1024**2
@@ -771,6 +816,7 @@ class _Scan:
                 content, rest = None, b""  # two bytes that look like a zlib header ("x^2 ..."): text
             if content is not None:
                 self.bytes_left -= len(content)
+                self.work_left += MAX_WORK_FACTOR * len(content)  # unpacked bytes count as a file's (bounded above)
                 self._blob(name if name.endswith(" (unpacked)") else f"{name} (unpacked)",
                            how, content, depth + 1, seen)
                 if rest.strip(b"\x00"):
@@ -780,13 +826,15 @@ class _Scan:
             try:
                 for member, content in _members(kind, data, self):
                     self.bytes_left -= len(content)
+                    self.work_left += MAX_WORK_FACTOR * len(content)
                     self._blob(f"{name}:{member}", how, content, depth + 1, seen)
             except (zipfile.BadZipFile, tarfile.TarError, zlib.error, lzma.LZMAError, EOFError, OSError,
                     RuntimeError, NotImplementedError, ValueError) as error:
                 raise _Unscannable(f"a corrupt, encrypted or unsupported {kind} archive "
                                    f"({type(error).__name__})") from None
             # The bytes themselves too: text may be glued before the archive, and tar members are plain.
-        if float_weights_only(data):
+        if float_weights_only(data) and _signed_like_weights(
+                data, [data[offset : offset + _SIGN_SAMPLE] for offset in _sample_offsets(_header_end(data), len(data))]):
             self.weights_skipped += 1
             return
         if len(data) > _SEGMENT:
@@ -820,6 +868,8 @@ class _Scan:
         unescaped = _unescaped(primary)
         if unescaped is not None:
             yield f"{how}+unescaped".lstrip("+"), normalise_text(unescaped)
+        if primary.isascii():  # rot47 changes case and digits, so it is decoded here, not held in the index
+            yield f"{how}+rot47".lstrip("+"), primary.translate(_ROT47)
 
     def _decode_runs(self, name: str, how: str, text: bytes, depth: int, seen: set[int]) -> None:
         pieces: dict[str, list[bytes]] = {}
@@ -975,7 +1025,8 @@ def _read_file(workspace: Workspace, relative: str, limit: int) -> bytes | None:
         header_size = int.from_bytes(head, "little") if len(head) == 8 else 0
         if 2 <= header_size <= min(size - 8, 100 * 1024**2):
             start = os.pread(fd, 8 + header_size, 0)
-            if float_weights_only(start, size):
+            if float_weights_only(start, size) and _signed_like_weights(
+                    start, [os.pread(fd, _SIGN_SAMPLE, offset) for offset in _sample_offsets(8 + header_size, size)]):
                 return None
         if size > limit:
             raise _Unscannable(f"over the scan budget ({size} bytes, {max(limit, 0)} left of "

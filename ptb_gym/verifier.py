@@ -74,6 +74,7 @@ class Verifier:
         self._buffer = b""
         self._ready = False
         self._requests = 0
+        self._deadline = 0.0
 
     def warm(self, prepare: dict[str, Any] | None = None) -> None:
         """Start the process if it is not running, without waiting for it (its imports overlap other work), and
@@ -108,6 +109,10 @@ class Verifier:
             if message.get("id") != request_id:
                 return False
             if "stage" in message:
+                if stages and stages[-1] in AGENT_STAGES and message["stage"] not in AGENT_STAGES:
+                    # The agent's stages do not eat the trusted ones' time (a time-out there would be blamed on
+                    # the env): the deadline starts again, so a request waits at most twice `timeout_s`.
+                    self._deadline = time.monotonic() + timeout_s
                 stages.append(message["stage"])
                 if progress:
                     progress(message)
@@ -138,7 +143,7 @@ class Verifier:
     def _read_until(self, done: Callable[[dict[str, Any]], bool], timeout_s: float, stage) -> dict[str, Any]:
         assert self._process is not None and self._process.stdout is not None
         current = stage if callable(stage) else (lambda: stage)
-        deadline = time.monotonic() + timeout_s
+        self._deadline = time.monotonic() + timeout_s
         fd = self._process.stdout.fileno()
         with selectors.DefaultSelector() as selector:
             selector.register(fd, selectors.EVENT_READ)
@@ -153,7 +158,7 @@ class Verifier:
                         self._fail(message["failure"], current())  # a queued `prepare` (id 0) may fail alone
                     if isinstance(message, dict) and done(message):
                         return message
-                left = deadline - time.monotonic()
+                left = self._deadline - time.monotonic()
                 if left <= 0:
                     self._fail(f"the verifier took longer than {timeout_s:.0f} s (stage {current()})", current())
                 if not selector.select(min(left, 1.0)):

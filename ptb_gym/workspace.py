@@ -36,6 +36,8 @@ from ptb_gym.text import human_bytes
 
 READ_ONLY_DIRS = ("base_model",)
 MAX_PATH_CHARS = 4096
+MAX_CHECKPOINT_PATH_BYTES = 1024
+"""Longest path inside a checkpoint: its snapshot lies under the env's own directories, and PATH_MAX is 4096."""
 LINE_SCAN_BYTES = 64 * 1024**2
 """read_text_lines reads at most this far into a file to find a line or to count the lines."""
 BINARY_SNIFF_BYTES = 8192
@@ -619,6 +621,9 @@ class Workspace:
                 what = {"link": "links", "fifo": "FIFOs", "socket": "sockets", "device": "device nodes"}
                 raise ToolError(f"{top}/ contains {what.get(entry.kind, 'special files')} ({inner}); a checkpoint "
                                 "must hold its own regular files: copy them in instead (cp -L).")
+            if len(os.fsencode(inner)) > MAX_CHECKPOINT_PATH_BYTES:
+                raise ToolError(f"{top}/ holds a path longer than {MAX_CHECKPOINT_PATH_BYTES} bytes ({inner[:60]}...); "
+                                "keep only the model's files in it (config, weights, tokenizer).")
             yield entry, dir_fd, name
 
     def copy_out(self, path: str, destination: Path, *, max_bytes: int, max_files: int,

@@ -107,14 +107,14 @@ def _copy_data(episode: Episode, data: str, destination: Path) -> Path:
                 record_kind(record)
             except RecordError as error:
                 raise ToolError(f"{data}: {error} Write such records with write_data.") from None
-            out.write(first)
-            copied = len(first)
-            while chunk := source.read(1 << 20):
-                copied += len(chunk)
+            chunk, copied = first, len(first)
+            while chunk:  # the first line counts too: it may be a whole file of one line
                 if copied > limit:
                     raise ToolError(f"{data} is over {limit / 1024**2:.0f} MiB, more than the train tool takes "
                                     "(its data files together may not exceed the disk quota): use fewer records.")
                 out.write(chunk)
+                chunk = source.read(1 << 20)
+                copied += len(chunk)
     except BaseException:
         destination.unlink(missing_ok=True)
         raise
