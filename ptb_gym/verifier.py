@@ -92,9 +92,9 @@ class Verifier:
         (plus its startup, if it had to start)."""
         self.warm()
         assert self._process is not None and self._process.stdin is not None
-        stage = "startup"
         if not self._ready:
-            self._read_until(lambda message: message.get("status") == READY, self.startup_timeout_s, stage)
+            self._read_until(lambda message: message.get("status") == READY, self.startup_timeout_s,
+                             lambda: "startup")
             self._ready = True
         self._requests += 1
         request_id = self._requests
@@ -102,7 +102,7 @@ class Verifier:
             self._process.stdin.write(json.dumps({"id": request_id, **payload}).encode() + b"\n")
             self._process.stdin.flush()
         except OSError as error:
-            self._fail(f"the verifier process could not be reached ({error})", stage)
+            self._fail(f"the verifier process could not be reached ({error})", "startup")
         stages: list[str] = []
 
         def answered(message: dict[str, Any]) -> bool:
@@ -140,9 +140,10 @@ class Verifier:
                 stderr=log, start_new_session=True, env=_environment(),
                 preexec_fn=_limits(self.memory_bytes))
 
-    def _read_until(self, done: Callable[[dict[str, Any]], bool], timeout_s: float, stage) -> dict[str, Any]:
+    def _read_until(self, done: Callable[[dict[str, Any]], bool], timeout_s: float,
+                    current: Callable[[], str]) -> dict[str, Any]:
+        """Read messages until `done` accepts one; `current()` names the stage a failure is blamed on."""
         assert self._process is not None and self._process.stdout is not None
-        current = stage if callable(stage) else (lambda: stage)
         self._deadline = time.monotonic() + timeout_s
         fd = self._process.stdout.fileno()
         with selectors.DefaultSelector() as selector:
