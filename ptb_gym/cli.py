@@ -47,7 +47,12 @@ def main(argv: list[str] | None = None) -> int:
 
     commands.add_parser("list", help="list the registered env ids and baseline agents")
 
+    from ptb_gym import mcp_server  # imports no mcp until it serves
+    mcp_server.add_arguments(commands.add_parser("serve", help="serve episodes to an MCP client (stdio or HTTP)"))
+
     args = parser.parse_args(argv)
+    if args.command == "serve":
+        return mcp_server.main(args)
     if args.command == "run":
         options = _options(args)
         return _run(args.env_id, args.agent, args.seed, options, args.json)
