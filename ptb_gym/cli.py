@@ -24,12 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("env_id", nargs="?", default="PTB/math-v0")
     run.add_argument("--agent", default="scripted", help="baseline agent: scripted, naive or random")
     run.add_argument("--seed", type=int, default=0)
-    run.add_argument("--record-dir", default="runs", help="where the episode recording goes ('' for none)")
-    run.add_argument("--budget-s", type=float, help="compute budget in seconds")
-    run.add_argument("--sandbox", choices=SANDBOX_KINDS)
-    run.add_argument("--base-model", help="local checkpoint directory or Hugging Face id")
-    run.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE",
-                     help="any other env option (value parsed as JSON when it can be), e.g. -o max_steps=50")
+    add_env_options(run)
     run.add_argument("--json", action="store_true", help="print the final info as JSON at the end")
 
     replay = commands.add_parser("replay", help="show a recorded episode step by step")
@@ -69,6 +64,16 @@ def main(argv: list[str] | None = None) -> int:
     print("envs:  ", ", ".join(ptb_gym.ENV_IDS))
     print("agents:", ", ".join(AGENTS))
     return 0
+
+
+def add_env_options(parser: argparse.ArgumentParser) -> None:
+    """The env options every command that makes episodes takes (`run`, `serve`); `_options` reads them."""
+    parser.add_argument("--record-dir", default="runs", help="where the episode recordings go ('' for none)")
+    parser.add_argument("--budget-s", type=float, help="compute budget in seconds")
+    parser.add_argument("--sandbox", choices=SANDBOX_KINDS)
+    parser.add_argument("--base-model", help="local checkpoint directory or Hugging Face id")
+    parser.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE",
+                        help="any other env option (value parsed as JSON when it can be), e.g. -o max_steps=50")
 
 
 def _options(args: argparse.Namespace) -> dict[str, Any]:

@@ -30,8 +30,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from ptb_gym.config import SANDBOX_KINDS
-
 logger = logging.getLogger("ptb_gym.mcp")
 
 MCP_PATH = "/mcp"
@@ -66,12 +64,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="HTTP: close a session (and its episode) after this many idle seconds (0: never)")
     parser.add_argument("--seed", type=int, help="episode seed (the n-th HTTP session gets seed+n); random if unset")
     parser.add_argument("--results-dir", default="runs", help="where each episode's results JSON goes")
-    parser.add_argument("--record-dir", default="runs", help="where the episode recordings go ('' for none)")
-    parser.add_argument("--budget-s", type=float, help="compute budget in seconds")
-    parser.add_argument("--sandbox", choices=SANDBOX_KINDS)
-    parser.add_argument("--base-model", help="local checkpoint directory")
-    parser.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE",
-                        help="any other env option (value parsed as JSON when it can be), e.g. -o max_steps=50")
+    from ptb_gym.cli import add_env_options
+
+    add_env_options(parser)
 
 
 def main(args: argparse.Namespace) -> int:

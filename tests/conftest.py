@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 from contextlib import contextmanager
+from pathlib import Path
 
 import gymnasium as gym
 import pytest
@@ -63,3 +64,17 @@ def no_blocking(seconds: int = 5):
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
+
+
+def peak_rss_growth(function) -> tuple[int, object]:
+    """How much this process's peak RSS grew while `function` ran (VmHWM, reset first), and its result."""
+    def field(name: str) -> int:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(name + ":"):
+                return int(line.split()[1]) * 1024
+        raise AssertionError(name)
+
+    before = field("VmRSS")
+    Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
+    result = function()
+    return field("VmHWM") - before, result

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from ptb_gym import sandbox as sandbox_module
-from tests.conftest import call, no_blocking
+from tests.conftest import call, no_blocking, peak_rss_growth
 
 pytestmark = pytest.mark.skipif(not sandbox_module.bubblewrap_works(), reason="bubblewrap does not work here")
 
@@ -33,20 +33,6 @@ def step(env, tool: str, **arguments):
 
 def run(env, command: str, timeout_s: int = 60) -> str:
     return step(env, "run", command=command, timeout_s=timeout_s)[0]
-
-
-def peak_rss_growth(function) -> tuple[int, object]:
-    """How much this process's peak RSS grew while `function` ran (VmHWM, reset first), and its result."""
-    def field(name: str) -> int:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(name + ":"):
-                return int(line.split()[1]) * 1024
-        raise AssertionError(name)
-
-    before = field("VmRSS")
-    Path("/proc/self/clear_refs").write_text("5")
-    result = function()
-    return field("VmHWM") - before, result
 
 
 # ---------------------------------------------------------------------------------------------- races

@@ -15,7 +15,7 @@ import pytest
 from ptb_gym import workspace as gate
 from ptb_gym.errors import ToolError
 from ptb_gym.workspace import Workspace, remove_tree
-from tests.conftest import no_blocking
+from tests.conftest import no_blocking, peak_rss_growth
 
 RESOLVERS = ["openat2", "walk"] if gate.resolver() == "openat2" else ["walk"]
 
@@ -177,20 +177,6 @@ def test_fifos_sockets_and_devices_are_refused_without_blocking(ws, tmp_path):
 
 # -------------------------------------------------------------------------------------------- bounded reads
 
-def peak_rss_growth(function) -> int:
-    """Bytes the process's peak RSS grew by while `function` ran (VmHWM, reset first)."""
-    def field(name: str) -> int:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(name + ":"):
-                return int(line.split()[1]) * 1024
-        raise AssertionError(name)
-
-    before = field("VmRSS")
-    Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
-    function()
-    return field("VmHWM") - before
-
-
 def test_a_4_gb_sparse_file_is_read_in_bounded_memory_and_time(ws):
     big = ws.root / "big.bin"
     with open(big, "wb") as out:
@@ -204,7 +190,7 @@ def test_a_4_gb_sparse_file_is_read_in_bounded_memory_and_time(ws):
         results["window"] = ws.read_text_lines("big.bin", 1, 3, 10_000)
         results["far"] = refused(lambda: ws.read_text_lines("big.bin", 10**9, 3, 10_000), "beyond", "run")
 
-    growth = peak_rss_growth(read)
+    growth, _ = peak_rss_growth(read)
     assert time.monotonic() - started < 5 and growth < 64 * 1024**2, growth
     head, window = results["head"], results["window"]
     assert len(head) == 1024 and head.truncated and head.size == 4 * 1024**3
