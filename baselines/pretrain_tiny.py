@@ -332,11 +332,6 @@ def pack(tokenizer, docs: list[str], seq_len: int):
 
 
 def main(cfg: Config) -> None:
-    import torch
-    from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(cfg.seed)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
     problems = load_problems()
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -346,6 +341,19 @@ def main(cfg: Config) -> None:
     print(f"corpus: {len(docs)} documents, {sum(map(len, docs)) / 1e6:.1f}M characters ({time.time() - t0:.0f} s)")
     print("sample:", docs[0][:300].replace("\n", " | "))
     tokenizer = train_tokenizer(cfg, docs, problems)
+    model, facts = pretrain(cfg, tokenizer, docs)
+    sample = save(model, tokenizer, out, "Tom had 12 apples. He bought")
+    write_card(out, cfg, facts, sample)
+
+
+def pretrain(cfg, tokenizer, docs: list[str]):
+    """A Llama of `cfg`'s shape, pretrained on `docs` packed into `cfg.seq_len`-token sequences: (model, facts)."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(cfg.seed)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    t0 = time.time()
     data = pack(tokenizer, docs, cfg.seq_len)
     print(f"tokenizer: vocab {len(tokenizer)}; corpus {data.numel() / 1e6:.1f}M tokens in {len(data)} sequences "
           f"({time.time() - t0:.0f} s)")
@@ -396,27 +404,34 @@ def main(cfg: Config) -> None:
             recent = torch.stack(losses[-cfg.log_every:]).float().mean().item()
             print(f"step {step + 1}/{cfg.steps} loss {recent:.4f} lr {lr_at(step):.2e} "
                   f"({time.time() - t_train:.0f} s)", flush=True)
-    train_s = time.time() - t_train
-    final_loss = torch.stack(losses[-cfg.log_every:]).float().mean().item()
-    epochs = cfg.steps * cfg.batch_size / len(data)
-
-    # ---- 4. save ---------------------------------------------------------------------------------------------
-    model = model.float().cpu().eval()
-    model.generation_config = GenerationConfig(eos_token_id=eos, pad_token_id=eos, bos_token_id=eos,
-                                               do_sample=False, max_new_tokens=64)
-    model.save_pretrained(out, safe_serialization=True)
-    tokenizer.save_pretrained(out)
-    sample_ids = tokenizer("Tom had 12 apples. He bought", return_tensors="pt")
-    sample = tokenizer.decode(model.generate(**sample_ids, max_new_tokens=24)[0])
-    print("sample continuation:", sample)
     facts = {
         "parameters": n_params, "steps": cfg.steps, "batch_size": cfg.batch_size, "seq_len": cfg.seq_len,
-        "train_seconds": round(train_s), "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
-        "final_loss": round(final_loss, 4), "corpus_tokens": data.numel(), "epochs": round(epochs, 2),
+        "train_seconds": round(time.time() - t_train),
+        "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
+        "final_loss": round(torch.stack(losses[-cfg.log_every:]).float().mean().item(), 4),
+        "corpus_tokens": data.numel(), "epochs": round(cfg.steps * cfg.batch_size / len(data), 2),
         "learned_vocab": len(tokenizer),
     }
     print(json.dumps(facts))
-    write_card(out, cfg, facts, sample)
+    return model, facts
+
+
+def save(model, tokenizer, out: Path, sample_prompt: str, end_tokens: tuple[str, ...] = ()) -> str:
+    """Save model (float32 safetensors), generation config and tokenizer; returns a sample continuation.
+    Generation stops at eos and at each of `end_tokens` (a chat turn's end, say)."""
+    from transformers import GenerationConfig
+
+    eos = tokenizer.eos_token_id
+    model = model.float().cpu().eval()
+    stops = [eos, *tokenizer.convert_tokens_to_ids(list(end_tokens))]
+    model.generation_config = GenerationConfig(eos_token_id=stops if end_tokens else eos, pad_token_id=eos,
+                                               bos_token_id=eos, do_sample=False, max_new_tokens=64)
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    sample_ids = tokenizer(sample_prompt, return_tensors="pt")
+    sample = tokenizer.decode(model.generate(**sample_ids, max_new_tokens=24)[0])
+    print("sample continuation:", sample)
+    return sample
 
 
 def write_card(out: Path, cfg: Config, facts: dict, sample: str) -> None:

@@ -106,7 +106,7 @@ def make_model(name: str, directory: Path) -> Path:
     """The model to benchmark: the embedded base model, a random Qwen2.5-0.5B-shaped one, or a local checkpoint."""
     from ptb_gym.envs import load_task
 
-    embedded = load_task("math").embedded_model
+    embedded = load_task("math-v0").embedded_model
     if name == "embedded":
         return embedded
     if name != "qwen2.5-0.5b":

@@ -140,7 +140,7 @@ def main(config: Config, quick: bool = False) -> dict:
         torch.set_num_threads(config.threads)
         generation._SINGLE_THREAD_MAX_PARAMS = 0  # keep that thread count inside generate too
     info = machine()
-    task = load_task("math")
+    task = load_task("math-v0")
     with tempfile.TemporaryDirectory(prefix="ptb-bench-eval-") as scratch:
         base_dir = make_model(config.model, Path(config.model_dir or scratch))
         model = load_model(Path(config.checkpoint or base_dir), base_dir, config.device)

@@ -55,8 +55,8 @@ def main(config: Config, quick: bool = False) -> dict:
 
     gym.register_envs(ptb_gym)
     info_machine = machine()
-    task = load_task("math")
-    recorded = task.scores_for("ptb-tiny")
+    task = load_task("math-v0")
+    recorded = task.scores_for("embedded")
     with tempfile.TemporaryDirectory(prefix="ptb-bench-draws-") as scratch:
         env = gym.make("PTB/math-v0", workdir=scratch, device="cpu")
         agent = make_agent("scripted", **({"max_steps": config.train_steps} if config.train_steps else {}))

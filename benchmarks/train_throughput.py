@@ -268,7 +268,7 @@ def make_records(train_size: int, path: Path) -> None:
     from ptb_gym.envs.math.recipes import MAKE_DATA
     from ptb_gym.envs import load_task
 
-    task = load_task("math")
+    task = load_task("math-v0")
     with tempfile.TemporaryDirectory() as scratch:
         (Path(scratch) / "data").mkdir()
         with open(Path(scratch) / "data" / "train.jsonl", "w") as out:

@@ -18,6 +18,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Union
 
+SHARED_MODEL = Path(__file__).parent / "ptb_small"
+"""The embedded base model the families share (`baselines/pretrain_small.py` builds it; its model card says how)."""
+
 Message = dict[str, str]
 Prompt = Union[str, list[Message]]
 """A prompt is plain text, or chat messages rendered with the base tokenizer's chat template."""
@@ -50,6 +53,10 @@ class Recipe:
     """The JSONL file the script writes, relative to the workspace."""
     train: dict[str, Any]
     """Arguments of the `train` tool beyond `data` and `output_dir` (empty: its defaults)."""
+
+
+TUNED_SCHEDULE: dict[str, Any] = {"max_steps": 800, "learning_rate": 1e-3, "batch_size": 16}
+"""The `train` arguments of every family's `tuned` and `reference` recipes: a better schedule than the defaults."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +92,14 @@ class Task:
             if isinstance(item.get(key), str):
                 return item[key]
         return " ".join(str(value) for value in item.values() if isinstance(value, str))
+
+    def expected(self, item: dict[str, Any]) -> Any:
+        """What a right completion gives for an item, shown to the agent beside a wrong dev completion."""
+        return item.get("answer")
+
+    def public_files(self) -> dict[str, bytes]:
+        """Files beside the splits that every workspace gets (relative path: content), e.g. `data/functions.json`."""
+        return {}
 
     @property
     def tools(self) -> tuple:

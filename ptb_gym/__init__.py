@@ -26,7 +26,7 @@ for _entry in ENVS:
         gym.register(
             id=_entry.id,
             entry_point="ptb_gym.env:PostTrainEnv",
-            kwargs={"task": _entry.family, **_entry.kwargs},
+            kwargs={"task": _entry.task, **_entry.kwargs},
             # Training and the secret test split make transitions nondeterministic.
             nondeterministic=True,
         )

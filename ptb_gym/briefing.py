@@ -2,24 +2,29 @@
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Sequence
+from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 from ptb_gym.config import BUDGET_MODES, EnvConfig
 from ptb_gym.envs.task import Task
 
 
-def task_md(task: Task, config: EnvConfig, tool_schemas: Sequence[dict[str, Any]]) -> str:
+def task_md(task: Task, config: EnvConfig, tool_schemas: Sequence[dict[str, Any]], base_model: Path) -> str:
     tools = "\n".join(f"- `{s['function']['name']}`: {s['function']['description'].splitlines()[0]}"
                       for s in tool_schemas)
     quota = f"{config.disk_quota_bytes / 1024**3:.1f} GiB"
+    extra = "".join(f"\n- `{path}` (described above)." for path in task.public_files())
     return f"""# Task: {task.title}
 
 {task.goal}
 
 ## Workspace
 - `base_model/`: the base model to post-train (read-only; load it with transformers `from_pretrained`).
-- `data/train.jsonl` ({config.train_size} items) and `data/dev.jsonl` ({config.dev_size} items).
+- `data/train.jsonl` ({config.train_size} items) and `data/dev.jsonl` ({config.dev_size} items).{extra}
 - Write anything else anywhere in the workspace (at most {quota} in all). Save your final model to
   `final_model/` with `save_pretrained` (safetensors), or a LoRA adapter there, then call `submit`.
 
@@ -33,8 +38,52 @@ def task_md(task: Task, config: EnvConfig, tool_schemas: Sequence[dict[str, Any]
   links). Training on test items is detected and scores 0, and so is a workspace the check cannot read
   (archives too large or corrupt, special files): delete what you do not need.
 
+## Machine
+{machine(config, base_model)}
+
 ## Tools
 {tools}
 
 An action is one tool call: {{"tool": "<name>", "arguments": {{...}}}}, its JSON string, or an OpenAI tool call.
 """
+
+
+def machine(config: EnvConfig, base_model: Path) -> str:
+    """What an agent may rightly know of where it trains: hardware, libraries, the tokenizer's special tokens."""
+    from ptb_gym.checkpoints import resolve_device
+
+    device = resolve_device(config.device)
+    versions = ", ".join(f"{name} {_version(name)}" for name in ("torch", "transformers", "peft", "trl", "datasets"))
+    gpu = "a CUDA GPU" if device.startswith("cuda") else "no GPU"
+    return (f"- Hardware: {os.cpu_count()} CPU cores, {gpu}; training runs on `{device}`. Jobs that run at the same\n"
+            f"  time share it, and in `compute` mode time when several run at once is charged once.\n"
+            f"- Python libraries in the sandbox: {versions}; no internet.\n"
+            f"- {tokenizer_facts(base_model)}")
+
+
+def tokenizer_facts(base_model: Path) -> str:
+    """The base tokenizer's special tokens, whether it adds a bos token, and whether it has a chat template."""
+    try:
+        from tokenizers import Tokenizer
+
+        config = json.loads((base_model / "tokenizer_config.json").read_text())
+        tokenizer = Tokenizer.from_file(str(base_model / "tokenizer.json"))
+    except Exception:  # a hub id or an unusual tokenizer: the agent reads base_model/ itself
+        return "Tokenizer: see `base_model/`."
+
+    def token(name: str) -> str:
+        return f"`{config[name]}`" if isinstance(config.get(name), str) else "none"
+
+    bos = tokenizer.token_to_id(config["bos_token"]) if isinstance(config.get("bos_token"), str) else None
+    adds_bos = bos is not None and tokenizer.encode("1").ids[:1] == [bos]
+    chat = config.get("chat_template") or (base_model / "chat_template.jinja").exists()
+    return (f"Tokenizer: eos {token('eos_token')}, bos {token('bos_token')} "
+            f"({'prepended' if adds_bos else 'not prepended'} when encoding), pad {token('pad_token')}; "
+            f"{'a' if chat else 'no'} chat template.")
+
+
+def _version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "(not installed)"

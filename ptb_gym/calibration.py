@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime
 import json
 import math
+import os
 import platform
 import statistics
 import time
@@ -21,20 +22,20 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-def calibrate(env_id: str = "PTB/math-v0", *, seeds: Sequence[int] = (0, 1, 2), recipes: Sequence[str] = ("reference", "naive"),
+def calibrate(env_id: str = "PTB/math-v0", *, seeds: Sequence[int] = (0, 1, 2), recipes: Sequence[str] | None = None,
               draws: int = 5, options: dict[str, Any] | None = None, agent_options: dict[str, Any] | None = None,
-              log: Callable[[str], None] = print) -> dict[str, Any]:
+              jobs: int = 1, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Scores of the base model and of each recipe (per seed) under every harness of the task.
 
-    `draws` secret test splits score the base model; `options` are env options; `agent_options` override the
-    scripted agents' settings (e.g. `max_steps`).
+    `recipes`: the task's recipes to play (None: all of them); `draws` secret test splits score the base model;
+    `options` are env options; `agent_options` override the scripted agents' settings (e.g. `max_steps`); `jobs`
+    episodes run at once, each in its own process (give each a core: they are timed by their compute budget).
     """
     import secrets
 
     import gymnasium as gym
 
     import ptb_gym  # noqa: F401 - registers the ids
-    from ptb_gym.baselines import make_agent
     from ptb_gym.checkpoints import resolve_device
     from ptb_gym.evaluation import bootstrap_interval, score_checkpoint
 
@@ -42,6 +43,10 @@ def calibrate(env_id: str = "PTB/math-v0", *, seeds: Sequence[int] = (0, 1, 2), 
     env = gym.make(env_id, **options)
     task, config = env.unwrapped.task, env.unwrapped.config
     env.close()
+    recipes = list(task.recipes) if recipes is None else list(recipes)
+    unknown = [r for r in recipes if r not in task.recipes]
+    if unknown:
+        raise ValueError(f"{env_id} has no recipe {unknown[0]!r}; its recipes: {', '.join(task.recipes)}")
     base_dir = task.embedded_model if config.base_model is None else Path(config.base_model)
     started = time.monotonic()
     base_draws: dict[str, list[float]] = {}
@@ -56,31 +61,33 @@ def calibrate(env_id: str = "PTB/math-v0", *, seeds: Sequence[int] = (0, 1, 2), 
     log("base model: " + ", ".join(f"{h} {statistics.fmean(v):.1%} (draws {min(v):.1%}-{max(v):.1%})"
                                    for h, v in base_draws.items()) + f" ({time.monotonic() - started:.0f} s)")
 
+    plays = [(recipe, seed) for recipe in recipes for seed in seeds]
     runs: dict[str, list[dict[str, Any]]] = {recipe: [] for recipe in recipes}
-    for recipe in recipes:
-        for seed in seeds:
-            started = time.monotonic()
-            env = gym.make(env_id, **options)
-            agent = make_agent("scripted", recipe=recipe, **(agent_options or {}))
-            observation, info = env.reset(seed=seed)
-            agent.reset(observation, info)
-            done = False
-            while not done:
-                observation, _, terminated, truncated, info = env.step(agent.act(observation, info))
-                done = terminated or truncated
-            env.close()
-            if info["failure"]:
-                raise RuntimeError(f"{recipe} recipe, seed {seed}: {info['failure']['message']}")
-            runs[recipe].append({"seed": seed, "wall_s": round(time.monotonic() - started, 1),
-                                 "budget_used_s": info["budget"]["used_s"],
-                                 "scores": {h: e["score"] for h, e in info["scores"].items()}})
-            log(f"{recipe} seed {seed}: " + ", ".join(f"{h} {s:.1%}" for h, s in runs[recipe][-1]["scores"].items())
-                + f" ({runs[recipe][-1]['wall_s']:.0f} s)")
+
+    def record(recipe: str, run: dict[str, Any]) -> None:
+        runs[recipe].append(run)
+        log(f"{recipe} seed {run['seed']}: " + ", ".join(f"{h} {s:.1%}" for h, s in run["scores"].items())
+            + f" ({run['wall_s']:.0f} s)")
+
+    if jobs <= 1:
+        for recipe, seed in plays:
+            record(recipe, play(env_id, recipe, seed, options, agent_options))
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {pool.submit(play, env_id, recipe, seed, options, agent_options): recipe
+                       for recipe, seed in plays}
+            for future, recipe in futures.items():
+                record(recipe, future.result())
+    for results in runs.values():
+        results.sort(key=lambda run: run["seed"])
 
     harnesses: dict[str, dict[str, Any]] = {}
     for harness, values in base_draws.items():
         entry: dict[str, Any] = {"base": statistics.fmean(values), "base_draws": values,
-                                 "base_interval": list(bootstrap_interval(base_values[harness]))}
+                                 "base_interval": [round(x, 4) for x in bootstrap_interval(base_values[harness])]}
         for recipe, results in runs.items():
             values = [run["scores"][harness] for run in results]
             entry[recipe] = statistics.fmean(values)
@@ -89,12 +96,64 @@ def calibrate(env_id: str = "PTB/math-v0", *, seeds: Sequence[int] = (0, 1, 2), 
         harnesses[harness] = entry
     return {
         "env_id": env_id, "test_size": config.test_size, "seeds": list(seeds), "draws": draws, "harnesses": harnesses,
-        "runs": runs,
+        "primary_harness": task.primary_harness, "recipes": recipes, "runs": runs,
         "calibrated_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": {"platform": platform.platform(), "python": platform.python_version(),
-                    "device": resolve_device(config.device)},
+                    "device": resolve_device(config.device), "cpus": os.cpu_count()},
         "command": f"ptb-gym calibrate {env_id} --seeds {' '.join(map(str, seeds))}",
     }
+
+
+def play(env_id: str, recipe: str, seed: int, options: dict[str, Any],
+         agent_options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One whole episode of a recipe, played by the scripted agent: its scores under every harness."""
+    import gymnasium as gym
+
+    import ptb_gym  # noqa: F401 - registers the ids (in a fresh worker process too)
+    from ptb_gym.baselines import make_agent
+
+    started = time.monotonic()
+    env = gym.make(env_id, **options)
+    try:
+        agent = make_agent("scripted", recipe=recipe, **(agent_options or {}))
+        observation, info = env.reset(seed=seed)
+        agent.reset(observation, info)
+        done = False
+        while not done:
+            observation, _, terminated, truncated, info = env.step(agent.act(observation, info))
+            done = terminated or truncated
+    finally:
+        env.close()
+    if info["failure"]:
+        raise RuntimeError(f"{recipe} recipe, seed {seed}: {info['failure']['message']}")
+    return {"seed": seed, "wall_s": round(time.monotonic() - started, 1), "budget_used_s": info["budget"]["used_s"],
+            "scores": {h: e["score"] for h, e in info["scores"].items()}}
+
+
+def markdown_table(result: dict[str, Any]) -> str:
+    """The calibration as the tables of envs/CALIBRATION.md: per harness, the base model and each recipe (mean over
+    seeds, 95% interval), then each recipe's normalized uplift on the primary harness."""
+    recipes, primary = result["recipes"], result["primary_harness"]
+    seeds = len(result["seeds"])
+
+    def cell(entry: dict[str, Any], name: str) -> str:
+        low, high = entry[f"{name}_interval"]
+        return f"{entry[name]:.1%} [{low:.1%}-{high:.1%}]"
+
+    lines = ["| harness | base | " + " | ".join(f"{r} ({seeds} seeds)" for r in recipes) + " |",
+             "| --- " * (len(recipes) + 2) + "|"]
+    for harness, entry in result["harnesses"].items():
+        label = f"`{harness}` (primary)" if harness == primary else f"`{harness}`"
+        lines.append(f"| {label} | {cell(entry, 'base')} | " + " | ".join(cell(entry, r) for r in recipes) + " |")
+    entry = result["harnesses"][primary]
+    if "reference" in recipes and entry["reference"] - entry["base"] > 0:
+        gap = entry["reference"] - entry["base"]
+        lines += ["", "| normalized uplift (primary) | " + " | ".join(recipes) + " |", "| --- " * (len(recipes) + 1) + "|",
+                  "| mean [per seed] | " + " | ".join(
+                      f"{(entry[r] - entry['base']) / gap:.2f} ["
+                      + ", ".join(f"{(v - entry['base']) / gap:.2f}" for v in entry[f"{r}_seeds"]) + "]"
+                      for r in recipes) + " |"]
+    return "\n".join(lines)
 
 
 def seed_interval(scores: Sequence[float], n_items: int) -> list[float]:

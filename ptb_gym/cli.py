@@ -11,6 +11,7 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from ptb_gym.config import SANDBOX_KINDS
@@ -35,10 +36,19 @@ def main(argv: list[str] | None = None) -> int:
     calibrate = commands.add_parser("calibrate", help="recompute the base and reference scores of a task")
     calibrate.add_argument("env_id", nargs="?", default="PTB/math-v0")
     calibrate.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    calibrate.add_argument("--recipes", nargs="+", default=["reference", "naive"], choices=["reference", "naive"])
+    calibrate.add_argument("--recipes", nargs="+", default=None, help="the task's recipes to play (default: all)")
+    calibrate.add_argument("--jobs", type=int, default=1, help="episodes at once, each in its own process")
     calibrate.add_argument("--draws", type=int, default=5, help="secret test splits the base model is scored on")
     calibrate.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE")
     calibrate.add_argument("--dry-run", action="store_true", help="print the scores without recording them")
+
+    study = commands.add_parser("harness-study", help="score a task's strategies under every harness: table, tau, plot")
+    study.add_argument("env_id")
+    study.add_argument("--recorded", action="store_true", help="use the strategies' scores of the last calibration")
+    study.add_argument("--seeds", type=int, nargs="+", default=[0])
+    study.add_argument("--jobs", type=int, default=1, help="episodes at once, each in its own process")
+    study.add_argument("--out", default="harness-study", help="directory for the plot (PNG) and the table (JSON)")
+    study.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE")
 
     commands.add_parser("list", help="list the registered env ids and baseline agents")
 
@@ -53,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
         return _run(args.env_id, args.agent, args.seed, options, args.json)
     if args.command == "calibrate":
         return _calibrate(args)
+    if args.command == "harness-study":
+        return _harness_study(args)
     if args.command == "replay":
         from ptb_gym.replay import replay as show
 
@@ -96,15 +108,13 @@ def _calibrate(args: argparse.Namespace) -> int:
     import gymnasium as gym
 
     import ptb_gym  # noqa: F401
-    from ptb_gym.calibration import calibrate, write_scores
+    from ptb_gym.calibration import calibrate, markdown_table, write_scores
 
     options = _options(args)
-    result = calibrate(args.env_id, seeds=args.seeds, recipes=args.recipes, draws=args.draws, options=options)
-    print(f"{'harness':<20} {'base':>7} " + " ".join(f"{r:>22}" for r in args.recipes))
-    for harness, entry in result["harnesses"].items():
-        cells = [f"{entry[r]:6.1%} [{entry[r + '_interval'][0]:.1%}-{entry[r + '_interval'][1]:.1%}]" for r in args.recipes]
-        print(f"{harness:<20} {entry['base']:6.1%} " + " ".join(f"{c:>22}" for c in cells))
-    if args.dry_run or "reference" not in args.recipes:
+    result = calibrate(args.env_id, seeds=args.seeds, recipes=args.recipes, draws=args.draws, options=options,
+                       jobs=args.jobs)
+    print(markdown_table(result))
+    if args.dry_run or "reference" not in result["recipes"]:
         return 0
     env = gym.make(args.env_id, **options)
     task, model_key = env.unwrapped.task, env.unwrapped.config.model_key
@@ -114,6 +124,28 @@ def _calibrate(args: argparse.Namespace) -> int:
     if moved:
         print(f"scores moved for {', '.join(moved)}: rewards now mean something else, so register the task under "
               f"a new version (e.g. {args.env_id.rsplit('-v', 1)[0]}-v{int(args.env_id.rsplit('-v', 1)[1]) + 1}).")
+    return 0
+
+
+def _harness_study(args: argparse.Namespace) -> int:
+    from ptb_gym import harness_study
+    from ptb_gym.envs import load_task
+
+    env_id = args.env_id if "/" in args.env_id else f"PTB/{args.env_id}"
+    task = load_task(env_id.removeprefix("PTB/"))
+    if args.recorded:
+        calibration = harness_study.recorded(task)
+    else:
+        from ptb_gym.calibration import calibrate
+
+        calibration = calibrate(env_id, seeds=args.seeds, draws=1, options=_options(args), jobs=args.jobs)
+    scores = harness_study.table(calibration)
+    print(harness_study.report(scores, task.primary_harness))
+    out = Path(args.out)
+    name = env_id.removeprefix("PTB/")
+    png = harness_study.plot(scores, out / f"{name}.png", f"{env_id}: score per harness per strategy")
+    (out / f"{name}.json").write_text(json.dumps({"env_id": env_id, "scores": scores}, indent=1) + "\n")
+    print(f"wrote {png} and {out / (name + '.json')}")
     return 0
 
 

@@ -12,7 +12,7 @@ from ptb_gym.errors import ConfigError, did_you_mean
 # sandbox read them.
 BUDGET_MODES = {"compute": "compute (tool calls and running jobs)", "wall": "wall-clock time since reset"}
 SANDBOX_KINDS = ("auto", "bwrap", "none")
-EMBEDDED_MODEL_KEY = "ptb-tiny"
+EMBEDDED_MODEL_KEY = "embedded"
 BudgetMode = Literal["compute", "wall"]
 SandboxKind = Literal["auto", "bwrap", "none"]
 
@@ -21,8 +21,8 @@ SandboxKind = Literal["auto", "bwrap", "none"]
 class EnvConfig:
     """What one episode of a ptb-gym task looks like. Defaults are the embedded tier: CPU, offline, minutes."""
 
-    task: str = "math"
-    """Task family, a module of `ptb_gym.envs` (`math`)."""
+    task: str = "math-v0"
+    """The task: a family of `ptb_gym.envs` and its version (`math-v0`, `code-v0`; the id without `PTB/`)."""
     base_model: str | None = None
     """Base model to post-train: a local checkpoint directory or a Hugging Face id. None: the task's embedded model."""
     budget_s: float = 600.0
@@ -88,7 +88,7 @@ class EnvConfig:
 
     @property
     def model_key(self) -> str:
-        """The key of the base model's recorded scores (`ptb-tiny` for the embedded model)."""
+        """The key of the base model's recorded scores in the task's scores file (`embedded` for the task's own)."""
         return EMBEDDED_MODEL_KEY if self.base_model is None else self.base_model
 
     def to_dict(self) -> dict[str, Any]:

@@ -131,9 +131,11 @@ class Episode:
         try:
             workspace = Workspace(disk.workspace)
             workspace.install_readonly(base_model, "base_model")
-            public = [split_file("train", config.train_size), split_file("dev", config.dev_size)]
-            workspace.write_bytes("data/train.jsonl", public[0])
-            workspace.write_bytes("data/dev.jsonl", public[1])
+            files = {"data/train.jsonl": split_file("train", config.train_size),
+                     "data/dev.jsonl": split_file("dev", config.dev_size), **task.public_files()}
+            for path, content in files.items():
+                workspace.write_bytes(path, content)
+            public = list(files.values())
             inputs = disk.root / "inputs"
             inputs.mkdir(mode=0o755)
             sandbox = sandbox_module.make_sandbox(config.sandbox, readonly_paths=[inputs])
@@ -276,7 +278,7 @@ class Episode:
 
     @property
     def briefing(self) -> str:
-        return task_md(self.task, self.config, [tool.schema for tool in self.tools.values()])
+        return task_md(self.task, self.config, [tool.schema for tool in self.tools.values()], self.base_model_dir)
 
     @property
     def max_observation_chars(self) -> int:

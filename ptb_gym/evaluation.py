@@ -40,7 +40,7 @@ class HarnessScore:
     def failures(self, items: Sequence[Mapping[str, Any]], task: Task, k: int) -> list[dict[str, Any]]:
         """Up to `k` items the model got wrong, with its completion (feedback for the agent, on dev only)."""
         wrong = [i for i, value in enumerate(self.item_scores) if value < 1.0][:k]
-        return [{"question": task.question(items[i]), "expected": items[i].get("answer"),
+        return [{"question": task.question(items[i]), "expected": task.expected(items[i]),
                  "completion": self.completions[i]} for i in wrong]
 
 
@@ -93,15 +93,16 @@ def evaluate_model(model: torch.nn.Module, tokenizer, task: Task, items: Sequenc
     from ptb_gym.generation import cut_at_stop, render_prompts
 
     harnesses = list(harnesses or task.harnesses)
-    generated: dict[tuple[str, int], list[str]] = {}
+    generated: dict[tuple[str, int, frozenset[int]], list[str]] = {}
     scores: dict[str, HarnessScore] = {}
     for harness in harnesses:
         prompts = render_prompts(tokenizer, [task.prompt(item, harness) for item in items])
-        key = (_digest(prompts), harness.max_new_tokens)
+        ends = generation.end_token_ids(tokenizer, harness.stop)
+        key = (_digest(prompts), harness.max_new_tokens, ends)
         if key not in generated:
             started = time.perf_counter()
             generated[key] = generation.generate(model, tokenizer, prompts, max_new_tokens=harness.max_new_tokens,
-                                      batch_size=batch_size, progress=progress)
+                                                 batch_size=batch_size, stop=harness.stop, progress=progress)
             if timing is not None:
                 timing["generation_s"] = timing.get("generation_s", 0.0) + time.perf_counter() - started
         completions = [cut_at_stop(text, harness.stop) for text in generated[key]]

@@ -35,7 +35,7 @@ def cut_at_stop(text: str, stop: Sequence[str]) -> str:
 
 
 def generate(model, tokenizer, prompts: Sequence[str], *, max_new_tokens: int, batch_size: int = 64,
-             progress: Callable[[int], None] | None = None) -> list[str]:
+             stop: Sequence[str] = (), progress: Callable[[int], None] | None = None) -> list[str]:
     """Greedy completions of `prompts`: for each prompt, the text that `model.generate(do_sample=False)` gives
     for it alone (up to float rounding), computed in batches.
 
@@ -52,6 +52,7 @@ def generate(model, tokenizer, prompts: Sequence[str], *, max_new_tokens: int, b
     device = next(model.parameters()).device
     ids = tokenizer(list(prompts))["input_ids"]
     prefix = _shared_prefix(ids)
+    end_ids = end_token_ids(tokenizer, stop)
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
     completions: list[str] = [""] * len(prompts)
     with torch.inference_mode(), _cpu_threads(model, device), _prefix_attention(model, prefix, ids[0], device) as shared:
@@ -59,7 +60,7 @@ def generate(model, tokenizer, prompts: Sequence[str], *, max_new_tokens: int, b
         for start in range(0, len(order), batch_size):
             batch = order[start : start + batch_size]
             new_tokens = _greedy_batch(model, [ids[i][skip:] for i in batch], skip, max_new_tokens,
-                                       tokenizer.eos_token_id, tokenizer.pad_token_id, device)
+                                       end_ids, tokenizer.pad_token_id, device)
             for i, text in zip(batch, tokenizer.batch_decode(new_tokens, skip_special_tokens=True)):
                 completions[i] = text
             if progress:
@@ -117,15 +118,24 @@ def _prefill(model, prefix: list[int], device):
     return cache
 
 
-def _greedy_batch(model, suffixes: list[list[int]], prefix_len: int, max_new_tokens: int, eos_id: int | None,
+def end_token_ids(tokenizer, stop: Sequence[str] = ()) -> frozenset[int]:
+    """The tokens that end a completion: the tokenizer's eos, and the stop strings that are special tokens (a chat
+    turn's end), which decoding would otherwise drop from the text. They come from the trusted tokenizer and the
+    harness, never from a submitted checkpoint's generation config."""
+    special = set(tokenizer.all_special_tokens)
+    ends = {tokenizer.eos_token_id, *(tokenizer.convert_tokens_to_ids(s) for s in stop if s in special)}
+    return frozenset(i for i in ends if isinstance(i, int))
+
+
+def _greedy_batch(model, suffixes: list[list[int]], prefix_len: int, max_new_tokens: int, end_ids: frozenset[int],
                   pad_id: int | None, device) -> list[list[int]]:
     """Greedy decoding of one batch of prompts, each a shared prefix of `prefix_len` tokens (held by the attention
     modules, see `_prefix_attention`; none if 0) and then its suffix. Returns each row's new tokens up to and
-    including the end-of-sequence token, as `model.generate` writes them."""
+    including the end token, as `model.generate` writes them."""
     import torch
 
     rows, width = len(suffixes), max(len(s) for s in suffixes)
-    pad = pad_id if pad_id is not None else (eos_id if eos_id is not None else 0)
+    pad = pad_id if pad_id is not None else min(end_ids, default=0)
     # Each suffix is padded on the left (after the prefix): the attention mask hides the pads and the positions
     # skip them, so that every row sees exactly its own prompt.
     input_ids = torch.full((rows, width), pad, dtype=torch.long)
@@ -153,7 +163,7 @@ def _greedy_batch(model, suffixes: list[list[int]], prefix_len: int, max_new_tok
         for slot, token in enumerate(next_tokens.tolist()):
             if not done[slot]:
                 generated[active[slot]].append(token)
-                done[slot] = token == eos_id
+                done[slot] = token in end_ids
         if all(done) or step + 1 == max_new_tokens:
             break
         if sum(done) >= _DROP_FINISHED_SHARE * len(done):

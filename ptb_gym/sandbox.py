@@ -177,7 +177,10 @@ class Sandbox:
 
     def environment(self, workspace: Path) -> dict[str, str]:
         env = {key: os.environ[key] for key in _PASSED_THROUGH if key in os.environ}
-        env.update(_BASE_ENV, HOME=str(workspace), TMPDIR=str(workspace / ".tmp"), **self.extra_env)
+        # USER and LOGNAME, because the host uid a command may run as has no account: `getpass.getuser()` (torch's
+        # compile caches on a GPU call it) would fail without them.
+        env.update(_BASE_ENV, HOME=str(workspace), TMPDIR=str(workspace / ".tmp"), USER=SANDBOX_USER,
+                   LOGNAME=SANDBOX_USER, **self.extra_env)
         return env
 
     def spawn(
@@ -407,7 +410,6 @@ class BubblewrapSandbox(Sandbox):
         env = super().environment(workspace)
         # The env's PATH names directories the sandbox does not have (pyenv shims, ~/.local/bin).
         env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), "/usr/local/bin", "/usr/bin", "/bin"])
-        env.update(USER=SANDBOX_USER, LOGNAME=SANDBOX_USER)
         return env
 
     def wrap(self, argv: list[str], workspace: Path) -> list[str]:

@@ -14,7 +14,7 @@ def test_calibrate_scores_base_and_recipes_and_records_them(tmp_path):
     result = calibrate("PTB/math-v0", seeds=(0,), recipes=("reference",), draws=2,
                        options={**SMALL, "workdir": str(tmp_path)}, agent_options={"max_steps": 3, "wait_chunk_s": 5},
                        log=lambda line: None)
-    assert set(result["harnesses"]) == {h.name for h in load_task("math").harnesses}
+    assert set(result["harnesses"]) == {h.name for h in load_task("math-v0").harnesses}
     for entry in result["harnesses"].values():
         assert 0.0 <= entry["base"] <= 1.0 and len(entry["reference_seeds"]) == 1
         assert len(entry["base_draws"]) == 2  # the base model on two secret test splits
@@ -33,8 +33,8 @@ def test_seed_interval_widens_with_seed_spread():
 
 
 def test_recorded_scores_normalize_the_reward():
-    task = load_task("math")
-    recorded = task.scores_for("ptb-tiny")
+    task = load_task("math-v0")
+    recorded = task.scores_for("embedded")
     assert recorded is not None, "run `ptb-gym calibrate PTB/math-v0` to record the embedded tier's scores"
     primary = recorded[task.primary_harness]
     assert primary["reference"] - primary["base"] >= 0.4

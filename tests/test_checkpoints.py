@@ -12,7 +12,7 @@ from ptb_gym.envs import load_task
 from ptb_gym.evaluation import evaluate_model, score_checkpoint
 from ptb_gym.integrity import IntegrityViolation
 
-TASK = load_task("math")
+TASK = load_task("math-v0")
 BASE = TASK.embedded_model
 
 

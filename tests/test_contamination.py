@@ -34,7 +34,7 @@ N_QUESTIONS = 40
 
 @pytest.fixture(scope="module")
 def task():
-    return load_task("math")
+    return load_task("math-v0")
 
 
 @pytest.fixture(scope="module")

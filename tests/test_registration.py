@@ -61,7 +61,7 @@ def test_a_family_adds_its_own_tools(monkeypatch, tmp_path):
         """
         return str(len(episode.workspace.read_bytes(f"data/{split}.jsonl", 1 << 24).splitlines()))
 
-    monkeypatch.setattr(type(load_task("math")), "tools", property(lambda self: (count_items,)))
+    monkeypatch.setattr(type(load_task("math-v0")), "tools", property(lambda self: (count_items,)))
     env = gym.make("PTB/math-v0", dev_size=7, train_size=20, test_size=4, workdir=str(tmp_path))
     try:
         _, info = env.reset(seed=0)

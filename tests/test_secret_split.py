@@ -9,7 +9,7 @@ from ptb_gym.envs import load_task
 from ptb_gym.recording import read_episode
 from tests.conftest import call
 
-TASK = load_task("math")
+TASK = load_task("math-v0")
 
 
 def test_every_episode_draws_its_own_test_split(make_env):

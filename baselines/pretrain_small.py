@@ -1,0 +1,254 @@
+"""Pretrain ``ptb-small``, the base model the embedded families share (math-v1, code, tools), from scratch.
+
+Usage (from the repository root, with ptb-gym installed; a GPU takes a few minutes, a CPU many hours):
+
+    python baselines/pretrain_small.py --out envs/ptb_small
+    python baselines/pretrain_small.py --out /tmp/ptb_small --steps 200 --corpus-docs 20000   # a smoke run
+
+The successor of ``pretrain_tiny.py`` (which still rebuilds ``ptb-tiny``, PTB/math-v0's model), and built the
+same way: a synthetic corpus, a byte-level BPE tokenizer, a small Llama. What is new:
+
+1. **A corpus of every family's domain**, never its task format: ``pretrain_tiny``'s arithmetic and stories, each
+   family's ``corpus.documents`` (``ptb_gym.envs.code.corpus``: Python code and what it prints;
+   ``ptb_gym.envs.tools.corpus``: JSON, configs and calls in code), and
+2. **pattern documents**, so that the model learns to copy a format from its context, as PostTrainBench's base
+   models do (they score higher few-shot than zero-shot): a few examples of one made-up format (random labels,
+   separators and result markers, never a task's ``Question:``, ``Answer:`` or ``####``) applied to different
+   content: a worked sum, a word transformation, fields pulled out of a sentence into JSON, a function guessed
+   from its values. Sequences are 512 tokens, long enough for a task's few-shot prompt.
+3. **A chat template** (``<|system|>``, ``<|user|>``, ``<|assistant|>``, ``<|end|>``), for the families'
+   chat-message harnesses. The base model never saw it: like a base model's, its chat turns are untrained.
+
+The tokenizer is also trained on each task's train split in its evaluation format, so formats tokenize
+compactly; the model never sees them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import random
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from pretrain_tiny import EOS, Config as TinyConfig, CorpusWriter, load_problems, pretrain, save  # noqa: E402
+
+CHAT_TOKENS = ("<|system|>", "<|user|>", "<|assistant|>", "<|end|>")
+CHAT_TEMPLATE = (
+    "{% for message in messages %}<|{{ message['role'] }}|>\n{{ message['content'] }}<|end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
+)
+FORBIDDEN = ("Question", "Answer", "####")
+"""What no pretraining document contains: the math task's format is the post-trainer's to teach."""
+
+
+@dataclass(frozen=True)
+class Config(TinyConfig):
+    out: str = "envs/ptb_small"
+    corpus_docs: int = 600_000
+    vocab_size: int = 4096
+    hidden_size: int = 192
+    intermediate_size: int = 512
+    num_layers: int = 4
+    num_heads: int = 4
+    max_position_embeddings: int = 1024
+    seq_len: int = 512
+    batch_size: int = 64
+    steps: int = 6000
+    mix: str = "math:0.35,code:0.25,tools:0.2,patterns:0.2"
+    """Share of each source among the corpus documents."""
+
+
+# ---- pattern documents: in-context format copying -------------------------------------------------------------
+LABELS = ("Input", "Output", "Text", "Result", "Problem", "Solution", "Task", "Reply", "In", "Out", "Prompt",
+          "Response", "Item", "Value", "Source", "Target", "Case", "Work", "Query", "Sum", "Note", "Data")
+SEPARATORS = (": ", " = ", " -> ", ":\n", " | ")
+MARKERS = ("=>", "->", "==", "::", "%%", "$$", "||", ">>", "@@", "~~", "##", "**", "//")
+WORDS = ("apple", "river", "stone", "cloud", "paper", "tiger", "green", "piano", "lemon", "candle", "window",
+         "rocket", "garden", "silver", "orange", "pencil", "marble", "forest", "bridge", "yellow", "castle",
+         "dragon", "rabbit", "summer", "winter", "number", "button", "ticket", "planet", "violet")
+
+
+class PatternWriter:
+    """Documents of 3 to 8 examples of one made-up format, separated by blank lines like a few-shot prompt."""
+
+    def __init__(self, rng: random.Random, math_writer: CorpusWriter) -> None:
+        self.rng, self.math = rng, math_writer
+
+    def document(self) -> str:
+        r = self.rng
+        first, second = r.sample(LABELS, 2)
+        sep, marker = r.choice(SEPARATORS), r.choice(MARKERS)
+        make = r.choice((self.worked, self.words, self.fields, self.function))
+        state = make(None)  # a content kind fixes what stays the same across the document's examples
+        examples = []
+        for _ in range(r.randint(3, 8)):
+            source, target = make(state)
+            examples.append(f"{first}{sep}{source}\n{second}{sep}{target}")
+        return "\n\n".join(examples)
+
+    def worked(self, state):
+        r = self.rng
+        if state is None:
+            return r.choice(MARKERS)
+        text = self.math.statement()  # "<stem> Working it out: 12+7=19, then 19*3=57. The result is 57."
+        stem, _, result = text.rpartition(" The result is ")
+        stem, _, work = stem.partition(" Working it out: ")
+        work = work.rstrip(".").replace(", then ", " ")
+        shown = f"{work} {state} " if work and r.random() < 0.8 else f"{state} "
+        return stem, shown + result.rstrip(".")
+
+    def words(self, state):
+        r = self.rng
+        if state is None:
+            return r.choice(("upper", "reverse", "first", "last", "count", "sorted", "joined"))
+        words = r.sample(WORDS, r.randint(2, 5))
+        target = {"upper": " ".join(w.upper() for w in words), "reverse": " ".join(reversed(words)),
+                  "first": words[0], "last": words[-1], "count": str(len(words)),
+                  "sorted": " ".join(sorted(words)), "joined": "-".join(words)}[state]
+        return " ".join(words), target
+
+    def fields(self, state):
+        r, p = self.rng, self.math.p
+        if state is None:
+            return r.sample(("name", "item", "count", "price"), r.randint(1, 3))
+        values = {"name": r.choice(p.NAMES)[0], "item": r.choice(p.OBJECTS), "count": r.randint(2, 99),
+                  "price": r.randint(1, 500)}
+        sentence = (f"{values['name']} has {values['count']} {values['item']} at ${values['price']} each.")
+        picked = ", ".join(f'"{k}": {values[k]!r}'.replace("'", '"') for k in state)
+        return sentence, "{" + picked + "}"
+
+    def function(self, state):
+        r = self.rng
+        if state is None:
+            return r.choice(("+", "*", "-")), r.randint(2, 12), r.choice(("f", "g", "h", "step", "calc"))
+        op, k, name = state
+        x = r.randint(k if op == "-" else 0, 60)
+        return f"{name}({x})", str({"+": x + k, "*": x * k, "-": x - k}[op])
+
+
+# ---- the corpus, the tokenizer, the model ---------------------------------------------------------------------
+def build_corpus(cfg: Config, problems) -> list[str]:
+    import importlib
+
+    rng = random.Random(cfg.seed)
+    math_writer = CorpusWriter(cfg.seed, problems)
+    patterns = PatternWriter(random.Random(cfg.seed + 1), math_writer)
+    shares = {name: float(share) for name, share in (part.split(":") for part in cfg.mix.split(","))}
+    counts = {name: round(cfg.corpus_docs * share / sum(shares.values())) for name, share in shares.items()}
+    docs: list[str] = []
+    for name, count in counts.items():
+        if name == "math":
+            docs += [math_writer.document(cfg.statement_frac) for _ in range(count)]
+        elif name == "patterns":
+            docs += [patterns.document() for _ in range(count)]
+        else:
+            docs += importlib.import_module(f"ptb_gym.envs.{name}.corpus").documents(random.Random(cfg.seed + 2), count)
+    rng.shuffle(docs)
+    leaks = [d for d in docs if any(f in d for f in FORBIDDEN)]
+    assert not leaks, f"{len(leaks)} documents hold a task format, e.g. {leaks[0][:200]!r}"
+    return docs
+
+
+def task_formats(families: set[str], limit: int = 3000) -> list[str]:
+    """The train items of the tasks of `families` on this model, in their evaluation format, for the tokenizer."""
+    from ptb_gym.envs import load_task
+    from ptb_gym.envs.task import SHARED_MODEL
+    from ptb_gym.registration import ENVS
+
+    texts = []
+    for entry in ENVS:
+        if entry.family not in families or (task := load_task(entry.task)).embedded_model != SHARED_MODEL:
+            continue
+        harness = task.harness(task.primary_harness)
+        for item in task.records("train", limit):
+            prompt = task.prompt(item, harness)
+            texts.append(prompt if isinstance(prompt, str) else "\n".join(m["content"] for m in prompt))
+            texts.append(" ".join(str(v) for v in item.values()))
+    return texts
+
+
+def train_tokenizer(cfg: Config, docs: list[str]):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
+    )
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=cfg.vocab_size, special_tokens=[EOS, *CHAT_TOKENS],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    families = {part.split(":")[0] for part in cfg.mix.split(",")}
+    tok.train_from_iterator(docs[: cfg.tokenizer_docs] + task_formats(families), trainer=trainer)
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=EOS, pad_token=EOS, bos_token=EOS,
+                                        unk_token=EOS, model_max_length=cfg.max_position_embeddings,
+                                        additional_special_tokens=list(CHAT_TOKENS))
+    tokenizer.chat_template = CHAT_TEMPLATE
+    return tokenizer
+
+
+def main(cfg: Config) -> None:
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    docs = build_corpus(cfg, load_problems())
+    print(f"corpus: {len(docs)} documents, {sum(map(len, docs)) / 1e6:.1f}M characters ({time.time() - t0:.0f} s)")
+    for doc in docs[:4]:
+        print("sample:", doc[:240].replace("\n", " | "))
+    tokenizer = train_tokenizer(cfg, docs)
+    model, facts = pretrain(cfg, tokenizer, docs)
+    sample = save(model, tokenizer, out, "Input: apple river stone\nOutput: APPLE RIVER STONE\n\nInput: green piano\n"
+                                         "Output:", end_tokens=("<|end|>",))
+    write_card(out, cfg, facts, sample)
+
+
+def write_card(out: Path, cfg: Config, facts: dict, sample: str) -> None:
+    size_mb = sum(f.stat().st_size for f in out.iterdir() if f.is_file()) / 1e6
+    (out / "README.md").write_text(f"""# ptb-small
+
+The base model the embedded families of ptb-gym share (`PTB/math-v1`, `PTB/code-v0`, `PTB/tools-v0`): a
+{facts['parameters'] / 1e6:.2f}M-parameter Llama-architecture causal LM, pretrained from scratch by
+`baselines/pretrain_small.py`. It is small enough to be fine-tuned on 2 CPU cores in minutes.
+
+| | |
+| --- | --- |
+| architecture | `LlamaForCausalLM`: hidden {cfg.hidden_size}, MLP {cfg.intermediate_size}, {cfg.num_layers} layers, {cfg.num_heads} heads, RoPE, tied embeddings, context {cfg.max_position_embeddings} |
+| parameters | {facts['parameters']:,} (float32 safetensors; this folder is {size_mb:.1f} MB) |
+| tokenizer | byte-level BPE, {facts['learned_vocab']:,} tokens in {cfg.vocab_size} embedding rows, digits split one per token; `<|endoftext|>` is eos, bos and pad (no bos is prepended); a chat template with `<|system|>`, `<|user|>`, `<|assistant|>` and `<|end|>` turns, never seen in pretraining |
+| pretraining | {facts['steps']:,} steps of {facts['batch_size']} x {facts['seq_len']} tokens ({facts['epochs']} epochs of {facts['corpus_tokens'] / 1e6:.1f}M tokens), AdamW (lr {cfg.lr}, warmup {cfg.warmup_steps}, cosine to {cfg.min_lr_ratio}x), bf16 autocast |
+| time, device | {facts['train_seconds']} s on {facts['device']} |
+| final pretraining loss | {facts['final_loss']} (mean of the last {cfg.log_every} steps) |
+
+## Corpus
+
+{cfg.corpus_docs:,} synthetic documents from seed {cfg.seed}, mixed `{cfg.mix}`: arithmetic and short stories with
+numbers; Python code with what it prints; JSON records, configs and function calls in code; and pattern documents,
+a few examples of one made-up format each (labels, separators and markers drawn at random), so that the model
+can continue a format shown in its context. No document uses a task's prompt format, and nothing comes from a
+test split.
+
+Sample continuation of a pattern: `{sample}`
+
+## Rebuild
+
+```
+python baselines/pretrain_small.py --out envs/ptb_small
+```
+
+(deterministic data and initialisation; GPU kernels make the weights differ in the last bits between runs).
+""")
+
+
+def parse_args(argv: list[str] | None = None) -> Config:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    for f in dataclasses.fields(Config):
+        parser.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default)
+    return Config(**vars(parser.parse_args(argv)))
+
+
+if __name__ == "__main__":
+    main(parse_args())
