@@ -24,6 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     run = commands.add_parser("run", help="run one episode with a baseline agent")
     run.add_argument("env_id", nargs="?", default="PTB/math-v0")
     run.add_argument("--agent", default="scripted", help="baseline agent: scripted, naive or random")
+    run.add_argument("--recipe", help="for the scripted agent: which of the task's recipes to play (default: reference)")
     run.add_argument("--seed", type=int, default=0)
     add_env_options(run)
     run.add_argument("--json", action="store_true", help="print the final info as JSON at the end")
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         return mcp_server.main(args)
     if args.command == "run":
         options = _options(args)
-        return _run(args.env_id, args.agent, args.seed, options, args.json)
+        return _run(args.env_id, args.agent, args.seed, options, args.json, args.recipe)
     if args.command == "calibrate":
         return _calibrate(args)
     if args.command == "harness-study":
@@ -149,7 +150,8 @@ def _harness_study(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run(env_id: str, agent_name: str, seed: int, options: dict[str, Any], as_json: bool) -> int:
+def _run(env_id: str, agent_name: str, seed: int, options: dict[str, Any], as_json: bool,
+         recipe: str | None = None) -> int:
     import gymnasium as gym
     from rich.console import Console
 
@@ -157,12 +159,21 @@ def _run(env_id: str, agent_name: str, seed: int, options: dict[str, Any], as_js
     from ptb_gym.errors import PTBError
 
     console = Console(stderr=as_json)
+    if recipe and agent_name not in ("scripted", "naive"):
+        console.print(f"[red]error:[/red] --recipe is for the scripted agent; the {agent_name} agent plays no recipe")
+        return 2
     started = time.monotonic()
     try:
         env = gym.make(env_id if "/" in env_id else f"PTB/{env_id}", **options)
-        agent = make_agent(agent_name, **({"seed": seed} if agent_name == "random" else {}))
+        agent = make_agent(agent_name, **({"seed": seed} if agent_name == "random" else {}),
+                           **({"recipe": recipe} if recipe else {}))
     except (PTBError, gym.error.Error) as error:
         console.print(f"[red]error:[/red] {error}")
+        return 2
+    recipes = env.unwrapped.task.recipes
+    if recipe and recipe not in recipes:
+        console.print(f"[red]error:[/red] {env_id} has no recipe {recipe!r}; its recipes: {', '.join(recipes)}")
+        env.close()
         return 2
     try:
         observation, info = env.reset(seed=seed)

@@ -248,7 +248,7 @@ class Episode:
             "test_seed": self.test_seed,
             "test_size": config.test_size, "train_size": config.train_size, "dev_size": config.dev_size,
             "device": config.device, "batch_size": config.eval_batch_size, "model_key": config.model_key,
-            "sealed": _SEAL}, timeout_s=SCORING_TIMEOUT_S + SCORING_S_PER_ITEM * config.test_size)
+            "sealed": integrity.of_task(_SEAL, self.task.name)}, timeout_s=SCORING_TIMEOUT_S + SCORING_S_PER_ITEM * config.test_size)
 
     def snapshot(self, checkpoint: str, name: str) -> Path:
         """Copy a checkpoint out of the workspace (through the path gate, bounded) for the verifier to read."""

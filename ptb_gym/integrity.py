@@ -96,9 +96,29 @@ def seal() -> dict[str, str]:
     return fingerprint(evaluation_files())
 
 
-def check_tampering(sealed: Mapping[str, str]) -> tuple[Flag | None, dict[str, Any]]:
-    """Compare the evaluation files with their seal: changed, removed or added files flag the episode."""
-    now = fingerprint(evaluation_files() + [Path(p) for p in sealed])
+def of_task(files: Mapping[str, str], task: str) -> dict[str, str]:
+    """The entries of `files` a score on `task` depends on: all but those of the other task families, so that
+    recording one family's scores (`ptb-gym calibrate`) never flags an episode of another that runs meanwhile."""
+    family = task.rsplit("-", 1)[0]
+    return {path: value for path, value in files.items() if _family_of(Path(path)) in (None, family)}
+
+
+def _family_of(path: Path) -> str | None:
+    """The task family whose package holds `path` (`.../envs/<family>/...` of the ptb_gym.envs package), or None."""
+    import importlib.util
+
+    from ptb_gym.registration import FAMILIES
+
+    spec = importlib.util.find_spec("ptb_gym.envs")
+    for root in (Path(p).resolve() for p in (spec.submodule_search_locations or [])) if spec else ():
+        if path.is_relative_to(root) and len(parts := path.relative_to(root).parts) > 1 and parts[0] in FAMILIES:
+            return parts[0]
+    return None
+
+
+def check_tampering(sealed: Mapping[str, str], task: str) -> tuple[Flag | None, dict[str, Any]]:
+    """Compare the evaluation files of `task` with their seal: changed, removed or added files flag the episode."""
+    now = of_task(fingerprint(evaluation_files() + [Path(p) for p in sealed]), task)
     changed = sorted(p for p in set(now) | set(sealed) if now.get(p) != sealed.get(p))
     stats = {"files": len(sealed), "changed": changed[:10]}
     if not changed:

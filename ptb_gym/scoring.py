@@ -90,7 +90,7 @@ def final(request: dict[str, Any], stage: Callable[[str], None]) -> dict[str, An
     checks: dict[str, Any] = {}
     flags = []
     stage("tampering")
-    flag, checks["tampering"] = integrity.check_tampering(request["sealed"])
+    flag, checks["tampering"] = integrity.check_tampering(request["sealed"], request["task"])
     flags += [flag] if flag else []
     stage("scan")
     flag, checks["contamination"] = _contamination(request)

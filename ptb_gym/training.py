@@ -65,31 +65,33 @@ def load_records(path: Path) -> list[dict[str, Any]]:
 
 
 def tokenize(records: list[dict[str, Any]], tokenizer, max_length: int) -> dict[str, list] | None:
-    """`input_ids` and `labels` (-100 where no loss is taken) exactly as TRL's SFTTrainer prepares plain-text
-    records, in two batched tokenizer calls: TRL's own preparation (five passes of `Dataset.map`, one example at a
-    time) took 2 to 5 s of the job's start for 5,000 records on 2 cores (benchmarks/train_throughput.py). As TRL
-    does: EOS ends every completion (or text), the loss is on the tokens after the common prefix of the prompt's
-    and the whole record's tokens, sequences keep their first `max_length` tokens, and records left without a
-    loss token are dropped. None for chat records (messages), which TRL prepares with the chat template."""
+    """`input_ids` and `labels` (-100 where no loss is taken) of plain-text records, in two batched tokenizer
+    calls: TRL's own preparation (five passes of `Dataset.map`, one example at a time) took 2 to 5 s of the job's
+    start for 5,000 records on 2 cores (benchmarks/train_throughput.py). As TRL does, EOS ends every completion
+    (or text), sequences keep their first `max_length` tokens, and records left without a loss token are dropped.
+
+    Unlike TRL, a prompt and its completion are tokenized apart and joined: the model trains on the prompt's
+    tokens exactly as an evaluation gives them. TRL tokenizes the whole record, and where a merge crosses the
+    boundary (a code prompt's last newline and the body's indentation become one token) the model never sees the
+    prompt's own last token and fails on every evaluation prompt. None for chat records (messages), which TRL
+    prepares with the chat template."""
     eos = tokenizer.eos_token
     with_eos = lambda text: text if text.endswith(eos) else text + eos
     if "prompt" in records[0]:
         if not all(isinstance(r["prompt"], str) and isinstance(r["completion"], str) for r in records):
             return None
-        prompts = [r["prompt"] for r in records]
-        prompt_ids = tokenizer(prompts)["input_ids"]
-        full_ids = tokenizer([p + with_eos(r["completion"]) for p, r in zip(prompts, records)])["input_ids"]
+        prompt_ids = tokenizer([r["prompt"] for r in records])["input_ids"]
+        loss_ids = tokenizer([with_eos(r["completion"]) for r in records], add_special_tokens=False)["input_ids"]
     elif "text" in records[0]:
         if not all(isinstance(r["text"], str) for r in records):
             return None
-        full_ids = tokenizer([with_eos(r["text"]) for r in records])["input_ids"]
-        prompt_ids = [[] for _ in full_ids]
+        loss_ids = tokenizer([with_eos(r["text"]) for r in records])["input_ids"]
+        prompt_ids = [[] for _ in loss_ids]
     else:
         return None
     prepared: dict[str, list] = {"input_ids": [], "labels": []}
-    for prompt, ids in zip(prompt_ids, full_ids):
-        start = next((i for i, (a, b) in enumerate(zip(prompt, ids)) if a != b), min(len(prompt), len(ids)))
-        labels = [-100] * start + ids[start:]
+    for prompt, completion in zip(prompt_ids, loss_ids):
+        ids, labels = prompt + completion, [-100] * len(prompt) + completion
         if any(label != -100 for label in labels[:max_length]):
             prepared["input_ids"].append(ids[:max_length])
             prepared["labels"].append(labels[:max_length])

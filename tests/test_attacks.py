@@ -368,6 +368,18 @@ def test_editing_the_evaluation_code(make_env, monkeypatch):
     still_works(env)
 
 
+def test_the_seal_covers_the_core_and_the_episodes_own_family_only():
+    # Recording one family's scores while another family's episode runs (a calibration of several tasks at once)
+    # must not flag that episode; a change to its own family's files or to the core still does.
+    from ptb_gym import integrity
+
+    sealed = integrity.seal()
+    kept = integrity.of_task(sealed, "tools-v0")
+    assert any("/tools/" in path for path in kept) and not any("/code/" in path or "/math/" in path for path in kept)
+    assert any(path.endswith("evaluation.py") for path in kept) and any(path.endswith("task.py") for path in kept)
+    assert integrity.check_tampering(kept, "tools-v0")[0] is None
+
+
 def test_reading_through_symlinks_with_the_envs_own_tools(make_env):
     env = make_env()
     env.reset(seed=0)

@@ -38,3 +38,21 @@ def test_recorded_scores_normalize_the_reward():
     assert recorded is not None, "run `ptb-gym calibrate PTB/math-v0` to record the embedded tier's scores"
     primary = recorded[task.primary_harness]
     assert primary["reference"] - primary["base"] >= 0.4
+
+
+def test_markdown_table_gives_each_harness_and_the_primary_uplift_per_seed():
+    from ptb_gym.calibration import markdown_table
+
+    entry = lambda base, naive, ref: {"base": base, "base_interval": [base, base], "naive": naive,
+                                      "naive_interval": [naive - 0.01, naive + 0.01], "naive_seeds": [naive] * 2,
+                                      "reference": ref, "reference_interval": [ref - 0.02, ref + 0.02],
+                                      "reference_seeds": [ref - 0.1, ref + 0.1]}
+    result = {"recipes": ["naive", "reference"], "primary_harness": "a", "seeds": [0, 1],
+              "harnesses": {"a": entry(0.1, 0.3, 0.5), "b": entry(0.0, 0.2, 0.4)}}
+    lines = markdown_table(result).splitlines()
+    assert lines[0] == "| harness | base | naive (2 seeds) | reference (2 seeds) |"
+    assert lines[2] == "| `a` (primary) | 10.0% [10.0%-10.0%] | 30.0% [29.0%-31.0%] | 50.0% [48.0%-52.0%] |"
+    assert lines[3].startswith("| `b` | 0.0%")
+    assert lines[-1] == "| mean [per seed] | 0.50 [0.50, 0.50] | 1.00 [0.75, 1.25] |"
+    result["harnesses"]["a"] = entry(0.5, 0.5, 0.5)  # no gap: no uplift row, never a division by zero
+    assert "normalized uplift" not in markdown_table(result)

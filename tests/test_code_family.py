@@ -198,3 +198,20 @@ def test_synthesised_solutions_pass_the_hidden_tests(recipe_outputs):
     passed = execution.check_asserts([r["prompt"] + r["completion"] for r in rows],
                                      [HIDDEN[r["prompt"]].tests for r in rows])
     assert sum(passed) >= 0.95 * len(rows)
+
+
+def test_training_sees_each_prompt_as_the_evaluation_tokenizes_it():
+    # Tokenized whole, a code record merges the prompt's last newline with the body's indentation: a model
+    # trained so never sees a prompt's last token and fails every evaluation prompt.
+    from transformers import AutoTokenizer
+
+    from ptb_gym.training import tokenize
+
+    tokenizer = AutoTokenizer.from_pretrained(TASK.embedded_model)
+    solved = [r for r in TRAIN if "canonical_solution" in r][:20]
+    records = [{"prompt": r["prompt"], "completion": r["canonical_solution"]} for r in solved]
+    prepared = tokenize(records, tokenizer, max_length=512)
+    for record, ids, labels in zip(records, prepared["input_ids"], prepared["labels"], strict=True):
+        prompt = tokenizer(record["prompt"])["input_ids"]
+        assert ids[:len(prompt)] == prompt and labels[:len(prompt)] == [-100] * len(prompt)
+        assert tokenizer.decode(ids[len(prompt):]) == record["completion"] + tokenizer.eos_token

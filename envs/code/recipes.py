@@ -13,7 +13,8 @@
 
 from __future__ import annotations
 
-from ptb_gym.envs.task import TUNED_SCHEDULE as TUNED, Recipe
+from ptb_gym.envs.task import TUNED_SCHEDULE as TUNED
+from ptb_gym.envs.task import Recipe
 
 # Turns data/train.jsonl into prompt/completion records in the evaluation format (run in the sandbox). `body`
 # is the expression that gives a record's body (None: the record is left out).

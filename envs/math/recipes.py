@@ -13,7 +13,8 @@ the ladder a reward must tell apart, from the obvious to the strong:
 
 from __future__ import annotations
 
-from ptb_gym.envs.task import TUNED_SCHEDULE as TUNED, Recipe
+from ptb_gym.envs.task import TUNED_SCHEDULE as TUNED
+from ptb_gym.envs.task import Recipe
 
 # Turns data/train.jsonl into prompt/completion records in the evaluation format (run in the sandbox). `work`
 # is the expression that gives a record's working ("" for answers only).

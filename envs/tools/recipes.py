@@ -13,7 +13,8 @@
 
 from __future__ import annotations
 
-from ptb_gym.envs.task import TUNED_SCHEDULE as TUNED, Recipe
+from ptb_gym.envs.task import TUNED_SCHEDULE as TUNED
+from ptb_gym.envs.task import Recipe
 
 # Writes prompt/completion records in the evaluation format (run in the sandbox); SYNTHESISE per function.
 MAKE_DATA = '''\
