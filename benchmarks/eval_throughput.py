@@ -70,12 +70,13 @@ class Config:
 QUICK = {"items": 6, "baseline_items": 2, "hf_batched_items": 4, "repeats": 1}
 
 
-def per_item_generate(model, tokenizer, prompts, *, max_new_tokens, batch_size=1, progress=None):
-    """One `model.generate` call per prompt: the naive evaluation loop."""
+def per_item_generate(model, tokenizer, prompts, *, max_new_tokens, batch_size=1, progress=None, stop=()):
+    """One `model.generate` call per prompt: the naive evaluation loop (to the full length: the evaluation cuts
+    completions at `stop` afterwards)."""
     return hf_generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=1)
 
 
-def hf_generate(model, tokenizer, prompts, *, max_new_tokens, batch_size=64, progress=None):
+def hf_generate(model, tokenizer, prompts, *, max_new_tokens, batch_size=64, progress=None, stop=()):
     """`model.generate` on length-sorted, left-padded batches."""
     import torch
 

@@ -265,7 +265,6 @@ def _parse(log: str) -> dict:
 
 def make_records(train_size: int, path: Path) -> None:
     """The reference recipe's SFT data, made by the scripted agent's own data script."""
-    from ptb_gym.envs.math.recipes import MAKE_DATA
     from ptb_gym.envs import load_task
 
     task = load_task("math-v0")
@@ -273,7 +272,7 @@ def make_records(train_size: int, path: Path) -> None:
         (Path(scratch) / "data").mkdir()
         with open(Path(scratch) / "data" / "train.jsonl", "w") as out:
             out.writelines(json.dumps(r) + "\n" for r in task.records("train", train_size))
-        subprocess.run([sys.executable, "-c", MAKE_DATA.format(with_steps=True)], cwd=scratch, check=True,
+        subprocess.run([sys.executable, "-c", task.recipes["reference"].data_script], cwd=scratch, check=True,
                        capture_output=True)
         shutil.copy(Path(scratch) / "data" / "sft.jsonl", path)
 

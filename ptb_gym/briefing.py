@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 from collections.abc import Sequence
@@ -50,15 +51,22 @@ An action is one tool call: {{"tool": "<name>", "arguments": {{...}}}}, its JSON
 
 def machine(config: EnvConfig, base_model: Path) -> str:
     """What an agent may rightly know of where it trains: hardware, libraries, the tokenizer's special tokens."""
-    from ptb_gym.checkpoints import resolve_device
-
-    device = resolve_device(config.device)
+    device = _training_device(config.device)
     versions = ", ".join(f"{name} {_version(name)}" for name in ("torch", "transformers", "peft", "trl", "datasets"))
     gpu = "a CUDA GPU" if device.startswith("cuda") else "no GPU"
     return (f"- Hardware: {os.cpu_count()} CPU cores, {gpu}; training runs on `{device}`. Jobs that run at the same\n"
             f"  time share it, and in `compute` mode time when several run at once is charged once.\n"
             f"- Python libraries in the sandbox: {versions}; no internet.\n"
             f"- {tokenizer_facts(base_model)}")
+
+
+def _training_device(device: str) -> str:
+    """`checkpoints.resolve_device` without importing torch, which the env process never loads: a visible NVIDIA
+    device node is what `torch.cuda.is_available()` needs."""
+    if device != "auto":
+        return device
+    hidden = os.environ.get("CUDA_VISIBLE_DEVICES", "unset").strip() in ("", "-1")
+    return "cuda" if not hidden and glob.glob("/dev/nvidia[0-9]*") else "cpu"
 
 
 def tokenizer_facts(base_model: Path) -> str:
