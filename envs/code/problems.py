@@ -24,6 +24,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from ptb_gym.envs import splits
+
 __all__ = ["KINDS", "SOLVED_KINDS", "SPLIT_SIZES", "Problem", "generate", "split"]
 
 SPLIT_SIZES = {"train": 5000, "dev": 200, "test": 1000}
@@ -363,25 +365,5 @@ def split(name: str, n: int | None = None, seed: int | None = None) -> list[Prob
         `n` problems with distinct prompts. A test prompt never equals a prompt of the default-size train or
         dev split, and a dev prompt never equals one of the default train split.
     """
-    if name not in _SPLIT_SEEDS:
-        raise ValueError(f"unknown split {name!r}: expected one of {sorted(_SPLIT_SEEDS)}")
-    if seed is not None and name != "test":
-        raise ValueError("only the test split is drawn from a seed; train and dev are fixed")
-    n = SPLIT_SIZES[name] if n is None else n
-    if n < 0:
-        raise ValueError(f"n must be >= 0, got {n}")
-    excluded: frozenset[str] = frozenset()
-    if name == "dev":
-        excluded = _prompts("train")
-    elif name == "test":
-        excluded = _prompts("train") | _prompts("dev")
-    seen: set[str] = set()
-    out: list[Problem] = []
-    for p in _stream(_SPLIT_SEEDS[name] if seed is None else seed):
-        if len(out) >= n:
-            break
-        if p.prompt in seen or p.prompt in excluded:
-            continue
-        seen.add(p.prompt)
-        out.append(p)
-    return out
+    return splits.draw(name, n, seed, sizes=SPLIT_SIZES, seeds=_SPLIT_SEEDS, stream=_stream,
+                       key=lambda p: p.prompt, keys=_prompts)

@@ -21,7 +21,9 @@ import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-__all__ = ["Problem", "generate", "split", "SPLIT_SIZES"]
+from ptb_gym.envs import splits
+
+__all__ = ["SPLIT_SIZES", "Problem", "generate", "split"]
 
 SPLIT_SIZES = {"train": 5000, "dev": 200, "test": 1000}
 """Default number of problems in each split."""
@@ -381,7 +383,7 @@ def generate(n: int, seed: int) -> list[Problem]:
     return [next(it) for _ in range(n)]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _questions(name: str) -> frozenset[str]:
     return frozenset(p.question for p in split(name))
 
@@ -401,25 +403,5 @@ def split(name: str, n: int | None = None, seed: int | None = None) -> list[Prob
         train or dev split, and a dev question never equals one of the default train split (such items are
         dropped and the next ones drawn).
     """
-    if name not in _SPLIT_SEEDS:
-        raise ValueError(f"unknown split {name!r}: expected one of {sorted(_SPLIT_SEEDS)}")
-    if seed is not None and name != "test":
-        raise ValueError("only the test split is drawn from a seed; train and dev are fixed")
-    n = SPLIT_SIZES[name] if n is None else n
-    if n < 0:
-        raise ValueError(f"n must be >= 0, got {n}")
-    excluded: frozenset[str] = frozenset()
-    if name == "dev":
-        excluded = _questions("train")
-    elif name == "test":
-        excluded = _questions("train") | _questions("dev")
-    seen: set[str] = set()
-    out: list[Problem] = []
-    for p in _stream(_SPLIT_SEEDS[name] if seed is None else seed):
-        if len(out) >= n:
-            break
-        if p.question in seen or p.question in excluded:
-            continue
-        seen.add(p.question)
-        out.append(p)
-    return out
+    return splits.draw(name, n, seed, sizes=SPLIT_SIZES, seeds=_SPLIT_SEEDS, stream=_stream,
+                       key=lambda p: p.question, keys=_questions)

@@ -25,6 +25,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from ptb_gym.envs import splits
 from ptb_gym.envs.tools.functions import BY_NAME, FUNCTIONS, SEEN, Function
 
 __all__ = ["OFFERED", "SPLIT_SIZES", "generate", "signature", "split", "task_prompt"]
@@ -112,25 +113,5 @@ def split(name: str, n: int | None = None, seed: int | None = None) -> list[dict
     Returns:
         `n` items with distinct requests, none of them a request of an earlier split at its default size.
     """
-    if name not in _SPLIT_SEEDS:
-        raise ValueError(f"unknown split {name!r}: expected one of {sorted(_SPLIT_SEEDS)}")
-    if seed is not None and name != "test":
-        raise ValueError("only the test split is drawn from a seed; train and dev are fixed")
-    n = SPLIT_SIZES[name] if n is None else n
-    if n < 0:
-        raise ValueError(f"n must be >= 0, got {n}")
-    excluded: frozenset[str] = frozenset()
-    if name == "dev":
-        excluded = _requests("train")
-    elif name == "test":
-        excluded = _requests("train") | _requests("dev")
-    seen: set[str] = set()
-    out: list[dict[str, Any]] = []
-    for item in _stream(_SPLIT_SEEDS[name] if seed is None else seed, name == "train"):
-        if len(out) >= n:
-            break
-        if item["request"] in seen or item["request"] in excluded:
-            continue
-        seen.add(item["request"])
-        out.append(item)
-    return out
+    return splits.draw(name, n, seed, sizes=SPLIT_SIZES, seeds=_SPLIT_SEEDS, stream=lambda s: _stream(s, name == "train"),
+                       key=lambda item: item["request"], keys=_requests)
