@@ -73,6 +73,9 @@ class Task:
     """The embedded tier's base model directory (real weights and tokenizer, shipped in the package)."""
     scores_file: Path
     """JSON with the recorded base and reference scores, per base model and harness."""
+    budget_s: float = 600.0
+    """The default compute budget of an episode: the reference recipe's jobs on 2 CPU cores, with room to spare
+    (envs/CALIBRATION.md says what each needs)."""
 
     def records(self, split: str, n: int, *, seed: int | None = None) -> list[dict[str, Any]]:
         """The first `n` items of a split as JSON records. `train` and `dev` are fixed (they go to the workspace);

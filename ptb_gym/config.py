@@ -25,8 +25,9 @@ class EnvConfig:
     """The task: a family of `ptb_gym.envs` and its version (`math-v0`, `code-v0`; the id without `PTB/`)."""
     base_model: str | None = None
     """Base model to post-train: a local checkpoint directory or a Hugging Face id. None: the task's embedded model."""
-    budget_s: float = 600.0
-    """Compute budget of the episode in seconds (PostTrainBench gives 10 h on an H100)."""
+    budget_s: float | None = None
+    """Compute budget of the episode in seconds (PostTrainBench gives 10 h on an H100). None: the task's own
+    (`Task.budget_s`, room for its reference recipe on 2 CPU cores)."""
     budget_mode: BudgetMode = "compute"
     """`compute`: time when a tool or a background job runs (fair to slow policies); `wall`: time since reset."""
     max_steps: int = 200
@@ -71,7 +72,7 @@ class EnvConfig:
         return config
 
     def check(self) -> None:
-        if self.budget_s <= 0:
+        if self.budget_s is not None and self.budget_s <= 0:
             raise ConfigError(f"budget_s must be positive, got {self.budget_s}.")
         if self.budget_mode not in BUDGET_MODES:
             raise ConfigError(f"budget_mode must be one of {sorted(BUDGET_MODES)}, got {self.budget_mode!r}.")

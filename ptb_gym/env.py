@@ -8,6 +8,7 @@ step but the last, which carries the normalized uplift of the scored model on th
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -34,8 +35,9 @@ class PostTrainEnv(gym.Env[str, str]):
         from ptb_gym.tools import tools_for
 
         self.render_mode = render_mode
-        self.config = EnvConfig.from_kwargs(**options)
-        self.task = load_task(self.config.task)
+        config = EnvConfig.from_kwargs(**options)
+        self.task = load_task(config.task)
+        self.config = config if config.budget_s is not None else dataclasses.replace(config, budget_s=self.task.budget_s)
         self.tools = tools_for(self.task)
         self.tool_schemas = [tool.schema for tool in self.tools.values()]
         self.observation_space = UnicodeText(self.config.max_observation_chars + 4_000)

@@ -43,6 +43,27 @@ def test_unknown_option_says_what_was_meant():
         gym.make("PTB/math-v0", budget=10)
 
 
+def test_the_budget_is_the_tasks_unless_given(tmp_path):
+    from ptb_gym.envs import load_task
+
+    budgets = {}
+    for env_id in ("PTB/math-v1", "PTB/tools-v0"):
+        env = gym.make(env_id, train_size=50, dev_size=8, workdir=str(tmp_path))
+        try:
+            budgets[env_id] = env.unwrapped.config.budget_s
+            assert budgets[env_id] == load_task(env.unwrapped.config.task).budget_s
+            observation, info = env.reset(seed=0)
+            assert info["budget"]["limit_s"] == budgets[env_id] and f"{budgets[env_id]:.0f} s" in observation
+        finally:
+            env.close()
+    assert budgets["PTB/tools-v0"] > budgets["PTB/math-v1"]  # tools' reference trains the slowest
+    env = gym.make("PTB/tools-v0", budget_s=42)
+    assert env.unwrapped.config.budget_s == 42
+    env.close()
+    with pytest.raises(ConfigError, match="budget_s must be positive"):
+        gym.make("PTB/tools-v0", budget_s=0)
+
+
 def test_bad_option_value_is_refused():
     with pytest.raises(ConfigError, match="budget_mode must be"):
         gym.make("PTB/math-v0", budget_mode="steps")

@@ -114,6 +114,7 @@ TASK = CodeTask(
     primary_harness="completion",
     embedded_model=SHARED_MODEL,
     scores_file=Path(__file__).parent / "scores.json",
+    budget_s=900.0,
 )
 
 TASKS = {"v0": TASK}

@@ -147,6 +147,7 @@ TASK = ToolsTask(
     primary_harness="json",
     embedded_model=SHARED_MODEL,
     scores_file=Path(__file__).parent / "scores.json",
+    budget_s=1200.0,
 )
 
 TASKS = {"v0": TASK}
