@@ -27,3 +27,13 @@ def make_agent(name: str, **kwargs: Any) -> Agent:
         raise ConfigError(f"Unknown agent {name!r}.{did_you_mean(name, AGENTS)} Agents: {', '.join(AGENTS)}.")
     module, cls = AGENTS[name].split(":")
     return getattr(importlib.import_module(module), cls)(**kwargs)
+
+
+def play_episode(env: Any, agent: Agent, seed: int | None = None) -> dict[str, Any]:
+    """Play one whole episode of `env` with `agent`; returns the final info."""
+    observation, info = env.reset(seed=seed)
+    agent.reset(observation, info)
+    while True:
+        observation, _, terminated, truncated, info = env.step(agent.act(observation, info))
+        if terminated or truncated:
+            return info

@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+
 def calibrate(env_id: str = "PTB/math-v0", *, seeds: Sequence[int] = (0, 1, 2), recipes: Sequence[str] | None = None,
               draws: int = 5, options: dict[str, Any] | None = None, agent_options: dict[str, Any] | None = None,
               jobs: int = 1, log: Callable[[str], None] = print) -> dict[str, Any]:
@@ -110,18 +111,12 @@ def play(env_id: str, recipe: str, seed: int, options: dict[str, Any],
     import gymnasium as gym
 
     import ptb_gym  # noqa: F401 - registers the ids (in a fresh worker process too)
-    from ptb_gym.baselines import make_agent
+    from ptb_gym.baselines import make_agent, play_episode
 
     started = time.monotonic()
     env = gym.make(env_id, **options)
     try:
-        agent = make_agent("scripted", recipe=recipe, **(agent_options or {}))
-        observation, info = env.reset(seed=seed)
-        agent.reset(observation, info)
-        done = False
-        while not done:
-            observation, _, terminated, truncated, info = env.step(agent.act(observation, info))
-            done = terminated or truncated
+        info = play_episode(env, make_agent("scripted", recipe=recipe, **(agent_options or {})), seed)
     finally:
         env.close()
     if info["failure"]:

@@ -34,6 +34,12 @@ def main(argv: list[str] | None = None) -> int:
     replay.add_argument("--step", type=int, help="show only this step, in full")
     replay.add_argument("--full", action="store_true", help="do not shorten long observations")
 
+    view = commands.add_parser("view", help="recordings as one self-contained HTML page (or served live)")
+    view.add_argument("files", nargs="+", metavar="RECORDING")
+    view.add_argument("-o", "--out", default="episode.html", help="the HTML file to write (default: episode.html)")
+    view.add_argument("--serve", action="store_true", help="serve the page on 127.0.0.1, following the recordings live")
+    view.add_argument("--port", type=int, default=8765, help="the port for --serve (0: any free one)")
+
     calibrate = commands.add_parser("calibrate", help="recompute the base and reference scores of a task")
     calibrate.add_argument("env_id", nargs="?", default="PTB/math-v0")
     calibrate.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -66,6 +72,14 @@ def main(argv: list[str] | None = None) -> int:
         return _calibrate(args)
     if args.command == "harness-study":
         return _harness_study(args)
+    if args.command == "view":
+        from ptb_gym import viewer
+
+        if args.serve:
+            viewer.serve(args.files, port=args.port)
+        else:
+            print(f"wrote {viewer.write_html(args.files, args.out)} ({len(args.files)} episode(s))")
+        return 0
     if args.command == "replay":
         from ptb_gym.replay import replay as show
 
