@@ -115,6 +115,9 @@ class Episode:
     """Train tool calls so far, refused ones included (each has its own inputs directory)."""
     public_digests: list[str] = field(default_factory=list)
     """sha256 of the public files written at reset (the splits): the contamination scan skips exact copies."""
+    scoring_retries: int = 0
+    """Times the final scoring runs again after an infrastructure failure, on the same checkpoint and test split
+    (`ptb_gym.wrappers.RetryInfrastructureFailures` sets it); the failures retried are in `info["retried_failures"]`."""
 
     def __post_init__(self) -> None:
         self.jobs = JobManager(self.workspace, self.sandbox, self.budget)
@@ -206,28 +209,40 @@ class Episode:
         if checkpoint is None and os.path.lexists(self.workspace.root / "final_model"):  # a link fails in copy_out
             checkpoint = "final_model"
         answer = failed = None
+        retried: list[dict[str, Any]] = []
         if checkpoint is None:
             why = "the budget ran out" if truncated_by == "budget" else f"the {truncated_by or 'episode'} ended it"
             failed = failure("budget", f"{why} before a model was submitted, and there is no final_model/ in the "
                                        "workspace")
         else:
-            try:
-                answer = self.verify_final(checkpoint)
-            except ToolError as error:
-                failed = failure("agent", f"the model could not be scored: {error}")
-            except VerifierFailure as error:
-                failed = failure("agent" if error.agent_caused else "infrastructure",
-                                 f"the model could not be scored: {error}", stage=error.stage)
-            except Exception as error:  # noqa: BLE001 - an env failure is reported as such, never as a plain 0
-                logger.exception("final scoring failed")
-                failed = failure("infrastructure", f"{type(error).__name__}: {error}",
-                                 traceback=traceback.format_exc(limit=5))
+            answer, failed = self._score_final(checkpoint)
+            # Only what the agent cannot cause is infrastructure, so a retry is no second chance for the agent:
+            # the same snapshot source, the same secret test split, greedy decoding.
+            while failed is not None and failed["kind"] == "infrastructure" and len(retried) < self.scoring_retries:
+                logger.warning("final scoring failed (%s); scoring again", failed["message"])
+                retried.append(failed)
+                answer, failed = self._score_final(checkpoint)
         self.verifier.close()
         self.outcome = build_outcome(
             self.task.primary_harness, submitted=self.submission is not None, truncated_by=truncated_by,
-            checkpoint=checkpoint, answer=answer, failed=failed,
+            checkpoint=checkpoint, answer=answer, failed=failed, retried=retried,
             extra={"budget": self.budget.snapshot(), "steps": self.steps, "test_seed": self.test_seed})
         return self.outcome
+
+    def _score_final(self, checkpoint: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        """The verifier's answer on the checkpoint, or the failure (classified) that kept it from answering."""
+        try:
+            return self.verify_final(checkpoint), None
+        except ToolError as error:
+            return None, failure("agent", f"the model could not be scored: {error}")
+        except VerifierFailure as error:
+            return None, failure("agent" if error.agent_caused else "infrastructure",
+                                 f"the model could not be scored: {error}", stage=error.stage)
+        except Exception as error:  # noqa: BLE001 - an env failure is reported as such, never as a plain 0
+            logger.exception("final scoring failed")
+            self.verifier.close()  # a retry starts from a fresh process, not one left mid-request
+            return None, failure("infrastructure", f"{type(error).__name__}: {error}",
+                                 traceback=traceback.format_exc(limit=5))
 
     def warm_verifier(self) -> None:
         """Start the verifier now (the train tool calls this): its imports and its preparation of the final

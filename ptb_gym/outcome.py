@@ -9,6 +9,7 @@ score is `budget`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,8 +40,10 @@ class Outcome:
 
 
 def build_outcome(primary_harness: str, *, submitted: bool, truncated_by: str | None, checkpoint: str | None,
-                  answer: dict[str, Any] | None, failed: dict[str, Any] | None, extra: dict[str, Any]) -> Outcome:
-    """The outcome from the verifier's answer (or the failure that kept it from answering)."""
+                  answer: dict[str, Any] | None, failed: dict[str, Any] | None, extra: dict[str, Any],
+                  retried: Sequence[dict[str, Any]] = ()) -> Outcome:
+    """The outcome from the verifier's answer (or the failure that kept it from answering); `retried`: the
+    infrastructure failures of earlier scoring attempts."""
     if answer is not None and not answer.get("ok"):
         failed = failure(answer["kind"], answer["message"],
                          **({"checks": [f["check"] for f in answer["flags"]]} if answer.get("flags") else {}))
@@ -58,7 +61,7 @@ def build_outcome(primary_harness: str, *, submitted: bool, truncated_by: str | 
         "reward_kind": "normalized_uplift" if uplift is not None or failed else "raw_gain",
         "failure": failed, "valid": failed is None or failed["kind"] != "infrastructure",
         "flags": (answer or {}).get("flags", []), "integrity": (answer or {}).get("integrity", {}),
-        "verifier_seconds": (answer or {}).get("seconds", {}),
+        "verifier_seconds": (answer or {}).get("seconds", {}), "retried_failures": list(retried),
     }
     if primary.get("uplift_interval"):
         info["uplift_interval"] = primary["uplift_interval"]
