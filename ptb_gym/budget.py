@@ -18,13 +18,16 @@ from ptb_gym.config import BUDGET_MODES
 class Budget:
     """Meters an episode's time against its limit."""
 
-    def __init__(self, limit_s: float, mode: str = "compute", clock: Callable[[], float] = time.monotonic):
+    def __init__(self, limit_s: float, mode: str = "compute", clock: Callable[[], float] = time.monotonic,
+                 carried_s: float = 0.0):
+        """`carried_s`: time already used before this meter started (a fork continues its parent's budget)."""
         if mode not in BUDGET_MODES:
             raise ValueError(f"budget mode must be one of {sorted(BUDGET_MODES)}, got {mode!r}")
         self.limit_s = float(limit_s)
         self.mode = mode
         self._clock = clock
         self._started = clock()
+        self.carried_s = float(carried_s)
         self._intervals: list[tuple[float, float | None]] = []  # (start, end); end None while open
 
     def open(self) -> int:
@@ -49,8 +52,8 @@ class Budget:
     def used_s(self) -> float:
         now = self._clock()
         if self.mode == "wall":
-            return now - self._started
-        used, covered_until = 0.0, float("-inf")
+            return self.carried_s + now - self._started
+        used, covered_until = self.carried_s, float("-inf")
         for start, end in sorted((start, now if end is None else end) for start, end in self._intervals):
             if end > covered_until:
                 used += end - max(start, covered_until)

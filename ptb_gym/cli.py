@@ -2,6 +2,8 @@
 
     ptb-gym run PTB/math-v0 --agent scripted        # a whole episode, with progress and a score summary
     ptb-gym replay runs/PTB-math-v0-...jsonl        # step through a recorded episode
+    ptb-gym replay runs/...jsonl --execute          # re-run it, report the first step that differs
+    ptb-gym fork runs/...jsonl --step 7 --agent naive   # continue it from after step 7 as a new episode
     ptb-gym list                                    # registered ids and baseline agents
 """
 
@@ -33,6 +35,20 @@ def main(argv: list[str] | None = None) -> int:
     replay.add_argument("file")
     replay.add_argument("--step", type=int, help="show only this step, in full")
     replay.add_argument("--full", action="store_true", help="do not shorten long observations")
+
+    replay.add_argument("--execute", action="store_true",
+                        help="re-run the recorded actions on a fresh env and report the first step that differs")
+
+    fork = commands.add_parser("fork", help="continue a recorded episode from after one of its steps, as a new one")
+    fork.add_argument("file", metavar="RECORDING")
+    fork.add_argument("--step", type=int, required=True, help="the step (as `replay` numbers them) to continue after")
+    source = fork.add_mutually_exclusive_group()
+    source.add_argument("--agent", help="continue with this baseline agent (default: the parent's own next actions)")
+    source.add_argument("--actions", metavar="FILE", help="play these tool calls (JSONL, one action per line)")
+    fork.add_argument("--record-dir", help="where the fork's recording goes (default: beside its parent's)")
+    fork.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE",
+                      help="any other env option, e.g. -o budget_s=900 (a fork keeps its parent's options otherwise)")
+    fork.add_argument("--json", action="store_true", help="print the final info as JSON at the end")
 
     view = commands.add_parser("view", help="recordings as one self-contained HTML page (or served live)")
     view.add_argument("files", nargs="+", metavar="RECORDING")
@@ -80,6 +96,14 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"wrote {viewer.write_html(args.files, args.out)} ({len(args.files)} episode(s))")
         return 0
+    if args.command == "fork":
+        return _fork(args)
+    if args.command == "replay" and args.execute:
+        from ptb_gym.rerun import rerun
+
+        report = rerun(args.file)
+        print(report.text())
+        return 0 if report.exact else 1
     if args.command == "replay":
         from ptb_gym.replay import replay as show
 
@@ -176,7 +200,6 @@ def _run(env_id: str, agent_name: str, seed: int, options: dict[str, Any], as_js
     if recipe and agent_name not in ("scripted", "naive"):
         console.print(f"[red]error:[/red] --recipe is for the scripted agent; the {agent_name} agent plays no recipe")
         return 2
-    started = time.monotonic()
     try:
         env = gym.make(env_id if "/" in env_id else f"PTB/{env_id}", **options)
         agent = make_agent(agent_name, **({"seed": seed} if agent_name == "random" else {}),
@@ -189,14 +212,29 @@ def _run(env_id: str, agent_name: str, seed: int, options: dict[str, Any], as_js
         console.print(f"[red]error:[/red] {env_id} has no recipe {recipe!r}; its recipes: {', '.join(recipes)}")
         env.close()
         return 2
+    return _play(console, env, agent, f"the {agent_name} agent, seed {seed}", as_json, seed=seed)
+
+
+def _play(console, env, agent, label: str, as_json: bool, **reset: Any) -> int:
+    """Play an episode of `env` with `agent` (`reset`: the reset's keywords), printing a line per step and the
+    final scores. An agent that runs out of actions (returns None) leaves the episode unfinished."""
+    env_id = env.spec.id if env.spec else "PostTrainEnv"
+    started = time.monotonic()
     try:
-        observation, info = env.reset(seed=seed)
+        observation, info = env.reset(**reset)
         agent.reset(observation, info)
-        console.print(f"[bold]{env_id}[/bold] with the {agent_name} agent, seed {seed}: workspace {info['workspace']}, "
-                      f"sandbox {info['sandbox']}, budget {info['budget']['limit_s']:.0f} s ({info['budget']['mode']})")
+        console.print(f"[bold]{env_id}[/bold] with {label}: workspace {info['workspace']}, sandbox {info['sandbox']}, "
+                      f"budget {info['budget']['limit_s']:.0f} s ({info['budget']['mode']})")
+        if info.get("forked_from"):
+            parent = info["forked_from"]
+            console.print(f"forked from step {parent['step']} of {parent['recording']}: {info['budget']['used_s']:.0f} s "
+                          f"of the budget used, workspace {parent['workspace_hash'][:12]}")
         done = False
         while not done:
             action = agent.act(observation, info)
+            if action is None:
+                console.print("[yellow]no more actions: the episode is left running (its recording has no footer)")
+                return 0
             tool = action.get("tool") if isinstance(action, dict) else "?"
             label = "scoring the model on the hidden test split" if tool == "submit" else f"{tool}"
             step_started = time.monotonic()
@@ -205,11 +243,44 @@ def _run(env_id: str, agent_name: str, seed: int, options: dict[str, Any], as_js
             done = terminated or truncated
             console.print(_step_line(info, tool, time.monotonic() - step_started, observation))
         _summary(console, env_id, info, reward, time.monotonic() - started)
+        if info.get("recording"):
+            console.print(f"recording: {info['recording']}")
         if as_json:
             print(json.dumps({k: v for k, v in info.items() if k != "tools"}, default=str))
         return 0
     finally:
         env.close()
+
+
+def _fork(args: argparse.Namespace) -> int:
+    import gymnasium as gym
+    from rich.console import Console
+
+    import ptb_gym  # noqa: F401 - registers the ids
+    from ptb_gym.baselines import make_agent
+    from ptb_gym.errors import PTBError
+    from ptb_gym.recording import read_episode
+    from ptb_gym.rerun import RecordedActions
+    from ptb_gym.snapshots import find_snapshot
+
+    console = Console(stderr=args.json)
+    try:
+        log = read_episode(args.file)
+        snapshot = find_snapshot(args.file, args.step)
+        if args.agent:
+            agent, label = make_agent(args.agent), f"the {args.agent} agent"
+        elif args.actions:
+            agent, label = RecordedActions.from_file(args.actions), f"the actions of {args.actions}"
+        else:
+            agent = RecordedActions([s["action"] for s in log.steps if s.get("index", -1) > args.step])
+            label = f"the parent's actions after step {args.step}"
+        options = {**(log.header.get("config") or {}), **_options(args)}
+        options.setdefault("record_dir", str(Path(args.file).parent))  # beside the parent: one store for both
+        env = gym.make(log.header["env_id"], **options)
+    except (PTBError, gym.error.Error, OSError, ValueError) as error:
+        console.print(f"[red]error:[/red] {error}")
+        return 2
+    return _play(console, env, agent, label, args.json, options={"fork": snapshot})
 
 
 def _step_line(info: dict[str, Any], tool: str, seconds: float, observation: str) -> str:

@@ -36,6 +36,9 @@ class EnvConfig:
     """Where agent commands run: bubblewrap (`auto` picks it when it works), or plain subprocesses (trusted use)."""
     record_dir: str | None = None
     """Directory for the episode recording (one JSONL file per episode). None: no recording."""
+    snapshot_max_bytes: int = 4 * 1024**3
+    """When recording: new bytes the episode's per-step snapshots (`record_dir/snapshots/`, for `ptb-gym fork`)
+    may add to the store; past it steps are recorded without one. 0: no snapshots."""
     workdir: str | None = None
     """Directory in which episode workspaces are created. None: the system's temporary directory."""
     keep_workspace: bool = False
@@ -82,6 +85,8 @@ class EnvConfig:
             raise ConfigError(f"max_observation_chars must be at least 200, got {self.max_observation_chars}.")
         if self.disk_quota_bytes < 64 * 1024**2:
             raise ConfigError(f"disk_quota_bytes must be at least 64 MiB, got {self.disk_quota_bytes}.")
+        if self.snapshot_max_bytes < 0:
+            raise ConfigError(f"snapshot_max_bytes must be 0 (no snapshots) or more, got {self.snapshot_max_bytes}.")
         if self.max_steps < 1:
             raise ConfigError(f"max_steps must be at least 1, got {self.max_steps}.")
         if self.test_size < 1 or self.dev_size < 1 or self.train_size < 1:

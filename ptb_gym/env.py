@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -20,6 +21,15 @@ from ptb_gym.episode import Episode, Step
 from ptb_gym.errors import PTBError
 from ptb_gym.outcome import Outcome
 from ptb_gym.protocol import MAX_ACTION_CHARS
+from ptb_gym.snapshots import (
+    STORE_DIR,
+    Snapshot,
+    SnapshotStore,
+    Snapshotter,
+    find_snapshot,
+    fork_notice,
+    restore,
+)
 from ptb_gym.spaces import UnicodeText
 from ptb_gym.text import shorten
 
@@ -45,30 +55,77 @@ class PostTrainEnv(gym.Env[str, str]):
         self.episode: Episode | None = None
         self._transcript = _Transcript()
         self._recorder = None
+        self._snapshotter: Snapshotter | None = None
+        self._own_store: SnapshotStore | None = None
+        self._forked_from: dict[str, Any] | None = None
         self._split_files: dict[tuple[str, int], bytes] = {}
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+        """Start an episode. `options={"fork": snapshot}` starts it from a `Snapshot` (or from `{"recording": path,
+        "step": K}`, the snapshot recorded after step K of that episode) instead: see `restore`."""
         super().reset(seed=seed)
         self._end_episode()
-        episode_seed = int(self.np_random.integers(0, 2**31 - 1)) if seed is None else int(seed)
+        fork = _fork_of(options)
+        if fork is not None:
+            episode_seed = fork.state["seed"]
+        else:
+            episode_seed = int(self.np_random.integers(0, 2**31 - 1)) if seed is None else int(seed)
         self.episode = episode = Episode.start(self.task, self.config, episode_seed, self.tools, self._split_file)
         observation = episode.briefing
+        if fork is not None:
+            try:
+                restore(fork, episode)
+            except BaseException:
+                self._end_episode()
+                raise
+            observation += fork_notice(fork, episode)
         info = {"tools": self.tool_schemas, "budget": episode.budget.snapshot(), "task": episode.facts(),
                 "workspace": str(episode.root), "sandbox": episode.sandbox.name, "seed": episode_seed,
                 "disk_quota": episode.disk.quota}
+        self._forked_from = fork.describe() if fork is not None else None
+        if fork is not None:
+            info["forked_from"] = self._forked_from
         self._transcript.start(episode_seed, observation)
         episode.observers.append(self._transcript)
+        self._snapshotter = None
         if self.config.record_dir:
             from ptb_gym.recording import EpisodeRecorder
 
-            self._recorder = EpisodeRecorder(self.config.record_dir, {
-                "env_id": self.spec.id if self.spec else "PostTrainEnv", "seed": episode_seed,
-                "spec": _spec_json(self.spec), "config": self.config.to_dict(),
-                "task": {"name": self.task.name, "description": self.task.title}, "observation": observation,
-                "info": info})
+            header = {"env_id": self.spec.id if self.spec else "PostTrainEnv", "seed": episode_seed,
+                      "spec": _spec_json(self.spec), "config": self.config.to_dict(),
+                      "task": {"name": self.task.name, "description": self.task.title}, "observation": observation,
+                      "info": info}
+            self._recorder = EpisodeRecorder(self.config.record_dir, header, first_index=episode.steps)
+            if self.config.snapshot_max_bytes:  # before the recorder: a step's line says what its snapshot is
+                self._snapshotter = Snapshotter(SnapshotStore(Path(self.config.record_dir) / STORE_DIR),
+                                                self.config.snapshot_max_bytes, str(self._recorder.path),
+                                                self._forked_from)
+                episode.observers.append(self._snapshotter)
             episode.observers.append(self._recorder)
             info["recording"] = str(self._recorder.path)
         return observation, info
+
+    def snapshot(self) -> Snapshot:
+        """The episode as it stands now (workspace, budget, steps, seeds), for `restore` or `reset(options={"fork":
+        ...})`. Its files are in the recording directory's store when recording, else in a store of this env's
+        that `close` deletes."""
+        if self.episode is None or self.episode.outcome is not None:
+            raise PTBError("There is no running episode to snapshot: call reset() first (an ended one cannot be "
+                           "continued).")
+        if self._snapshotter is None:  # not recording: a store of the env's own, no cap but the disk's
+            if self._own_store is None:
+                self._own_store = SnapshotStore.temporary(self.config.workdir)
+            self._snapshotter = Snapshotter(self._own_store, 2**62, parent=self._forked_from)
+        snapshot = self._snapshotter.capture(self.episode, self.episode.steps - 1)
+        if self._snapshotter.recording is not None:
+            snapshot = self._snapshotter.store.save(snapshot, Path(self._snapshotter.recording).name, snapshot.step)
+        return snapshot
+
+    def restore(self, snapshot: Snapshot) -> tuple[str, dict[str, Any]]:
+        """End the current episode and start a new one from `snapshot`: its workspace (files and checkpoints),
+        budget used, step count and hidden test split are the snapshot's; jobs that were running are not (the
+        observation names them). Recorded under a new recording whose header names its parent."""
+        return self.reset(options={"fork": snapshot})
 
     def step(self, action: Any) -> tuple[str, float, bool, bool, dict[str, Any]]:
         if self.episode is None:
@@ -88,6 +145,9 @@ class PostTrainEnv(gym.Env[str, str]):
     def close(self) -> None:
         """Kill every process of the episode and delete its workspace; safe to call any number of times."""
         self._end_episode()
+        if self._own_store is not None:
+            self._own_store.remove()
+            self._own_store = None
         super().close()
 
     def _end_episode(self) -> None:
@@ -124,6 +184,16 @@ class _Transcript:
 
     def text(self) -> str:
         return "\n\n".join(self.parts) + "\n"
+
+
+def _fork_of(options: dict[str, Any] | None) -> Snapshot | None:
+    fork = (options or {}).get("fork")
+    if fork is None or isinstance(fork, Snapshot):
+        return fork
+    if isinstance(fork, dict) and set(fork) == {"recording", "step"}:
+        return find_snapshot(fork["recording"], int(fork["step"]))
+    raise PTBError(f"options['fork'] must be a Snapshot (env.unwrapped.snapshot()) or {{'recording': path, 'step': K}}, "
+                   f"got {fork!r}.")
 
 
 def _spec_json(spec: Any) -> dict | None:

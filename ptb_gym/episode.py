@@ -255,7 +255,7 @@ class Episode:
     def verify_final(self, checkpoint: str) -> dict[str, Any]:
         """The verifier's verdict on a checkpoint of the workspace: integrity checks, then the hidden test."""
         config = self.config
-        snapshot = self.snapshot(checkpoint, "final")
+        snapshot = self.copy_checkpoint(checkpoint, "final")
         return self.verifier.request({
             "op": "final", "task": self.task.name, "base_model": str(self.base_model_dir),
             "checkpoint": str(snapshot), "workspace": str(self.workspace.root),
@@ -265,7 +265,7 @@ class Episode:
             "device": config.device, "batch_size": config.eval_batch_size, "model_key": config.model_key,
             "sealed": integrity.of_task(_SEAL, self.task.name)}, timeout_s=SCORING_TIMEOUT_S + SCORING_S_PER_ITEM * config.test_size)
 
-    def snapshot(self, checkpoint: str, name: str) -> Path:
+    def copy_checkpoint(self, checkpoint: str, name: str) -> Path:
         """Copy a checkpoint out of the workspace (through the path gate, bounded) for the verifier to read."""
         destination = self.disk.private / "snapshots" / name
         if destination.exists():

@@ -204,6 +204,8 @@ class JobManager:
         self.sandbox = sandbox
         self.budget = budget
         self.jobs: dict[str, Job] = {}
+        self.launched = 0
+        """Jobs launched in the episode, its parents' included (a fork numbers its jobs on)."""
         self._lock = threading.Lock()
         self._closed = threading.Event()
         self._watchdog = threading.Thread(target=self._watch, name="ptb-gym-jobs", daemon=True)
@@ -213,7 +215,7 @@ class JobManager:
         remaining = self.budget.remaining_s
         if remaining <= 0:
             raise ToolError("No budget left to launch a job. Submit your best model with submit().")
-        job_id = f"job-{len(self.jobs) + 1}"
+        job_id = f"job-{self.launched + 1}"
         write_fd = self.workspace.create_file("logs", f"{job_id}.log")
         log = None
         try:
@@ -231,6 +233,7 @@ class JobManager:
                   self.budget.open(), {"log_name": f"logs/{job_id}.log", **(meta or {})})
         with self._lock:
             self.jobs[job_id] = job
+            self.launched += 1
         return job
 
     def get(self, job_id: str) -> Job:

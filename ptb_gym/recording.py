@@ -113,7 +113,8 @@ class EpisodeRecorder:
     path: Path
     """The file being written."""
 
-    def __init__(self, directory: str | os.PathLike[str], header: Mapping[str, Any]) -> None:
+    def __init__(self, directory: str | os.PathLike[str], header: Mapping[str, Any], *, first_index: int = 0) -> None:
+        """`first_index`: the index of the first step line (a forked episode numbers its steps on from its parent's)."""
         _check_reserved(header, _HEADER_RESERVED, "header")
         now = _dt.datetime.now(_dt.timezone.utc)
         directory = Path(directory)
@@ -126,6 +127,7 @@ class EpisodeRecorder:
         # "x": never clobber another episode's file, however unlikely a name clash is.
         self._file: IO[str] | None = open(self.path, "x", encoding="utf-8", newline="\n")
         self._steps = 0
+        self._first_index = first_index
         self._footer_written = False
         self._write(
             {
@@ -148,9 +150,9 @@ class EpisodeRecorder:
         return self._file is None
 
     def step(self, record: Mapping[str, Any]) -> None:
-        """Append one step line `{"type": "step", "index": n, **record}`; n counts from 0."""
+        """Append one step line `{"type": "step", "index": n, **record}`; n counts from `first_index`."""
         _check_reserved(record, _STEP_RESERVED, "step")
-        self._write({"type": "step", "index": self._steps, **record})
+        self._write({"type": "step", "index": self._first_index + self._steps, **record})
         self._steps += 1
 
     def footer(self, record: Mapping[str, Any]) -> None:

@@ -76,6 +76,7 @@ def episode_data(log: EpisodeLog) -> dict[str, Any]:
         "name": log.path.name, "env_id": str(header.get("env_id", "?")), "seed": header.get("seed"),
         "created_at": str(header.get("created_at", "")), "task": str(task.get("description") or task.get("name") or ""),
         "briefing": str(header.get("observation") or ""),
+        "forked_from": _forked_from(header),
         "budget_limit_s": _number(config.get("budget_s")), "budget_mode": str(config.get("budget_mode", "")),
         "complete": log.complete, "steps": steps,
         "losses": {job: sorted(curve.items()) for job, curve in losses.items()},
@@ -155,3 +156,11 @@ def serve(paths: Sequence[str | os.PathLike[str]], *, port: int = 8765) -> None:
             server.serve_forever(poll_interval=0.2)
         except KeyboardInterrupt:
             pass
+
+
+def _forked_from(header: dict[str, Any]) -> str | None:
+    """"step K of <recording>" for a fork (`ptb-gym fork`), else None."""
+    parent = _mapping(_mapping(header.get("info")).get("forked_from"))
+    if not parent:
+        return None
+    return f"step {parent.get('step')} of {Path(str(parent.get('recording') or 'a snapshot')).name}"

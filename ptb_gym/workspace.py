@@ -26,7 +26,7 @@ import os
 import posixpath
 import shutil
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -42,6 +42,7 @@ LINE_SCAN_BYTES = 64 * 1024**2
 """read_text_lines reads at most this far into a file to find a line or to count the lines."""
 BINARY_SNIFF_BYTES = 8192
 COPY_CHUNK = 1024**2
+MAX_TREE_DEPTH = 64
 
 _O_PATH = getattr(os, "O_PATH", 0o10000000)
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
@@ -549,7 +550,7 @@ class Workspace:
 
     # ----------------------------------------------------------------------------------------- walking
 
-    def walk(self, path: str = ".", *, max_depth: int = 64, max_entries: int = 200_000,
+    def walk(self, path: str = ".", *, max_depth: int = MAX_TREE_DEPTH, max_entries: int = 200_000,
              hidden: bool = True) -> Iterator[Entry]:
         """Everything under the directory `path`, depth first, each directory's entries sorted by name, never
         following links (links, FIFOs, sockets, devices are reported, not entered).
@@ -681,6 +682,75 @@ class Workspace:
         finally:
             os.close(source)
         return copied
+
+    # ------------------------------------------------------------------------- whole-workspace snapshots
+
+    def contents(self, *, max_entries: int = 200_000) -> Iterator[tuple[Entry, int, os.stat_result | str | None]]:
+        """Everything in the workspace, in `walk` order, for a snapshot: with each regular file a read-only
+        descriptor of the very file listed (the caller closes it) and its `fstat`, with each directory -1 and its
+        `stat`, with each link -1 and its target, with anything else -1 and None. A file swapped for something else since it was listed is reported as what it
+        now is. A walk limit passed raises a ToolError."""
+        for entry, dir_fd, name in self._walk(".", max_depth=MAX_TREE_DEPTH, max_entries=max_entries):
+            if entry.kind == "truncated":
+                raise ToolError(f"the workspace is too large to snapshot: {entry.detail} ({entry.relative}).")
+            if entry.kind == "link":
+                try:
+                    yield entry, -1, os.readlink(name, dir_fd=dir_fd)
+                except OSError:
+                    continue  # gone since it was listed
+            elif entry.kind == "file":
+                try:  # O_NONBLOCK: a FIFO swapped in since the listing must not block the open
+                    fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
+                except OSError:
+                    continue  # gone, or a link now: the next snapshot sees what is there
+                info = os.fstat(fd)
+                if not stat.S_ISREG(info.st_mode):
+                    os.close(fd)
+                    yield Entry(entry.relative, kind_of(info.st_mode), info.st_size), -1, None
+                    continue
+                yield entry, fd, info
+            elif entry.kind == "dir":
+                try:
+                    yield entry, -1, os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+                except OSError:
+                    continue
+            else:
+                yield entry, -1, None
+
+    def clear(self) -> None:
+        """Delete everything in the workspace (the root itself stays: it may be a mount point)."""
+        root = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            for name in _clear_files(root):
+                remove_tree(f"/proc/self/fd/{root}/{name}")
+        finally:
+            os.close(root)
+
+    def make_dir(self, path: str, mode: int) -> None:
+        """Create the directory `path` (and missing parents) with `mode`, owned by the workspace's owner."""
+        fd = self._make_dirs(self.check(path))
+        try:
+            os.fchmod(fd, mode)
+        finally:
+            os.close(fd)
+
+    def make_link(self, path: str, target: str) -> None:
+        """Create the symbolic link `path` -> `target` (the env never follows it), owned by the workspace's owner."""
+        self._make_special(path, lambda base, dir_fd: os.symlink(target, base, dir_fd=dir_fd))
+
+    def make_fifo(self, path: str) -> None:
+        """Create the FIFO `path` (the env never opens it), owned by the workspace's owner."""
+        self._make_special(path, lambda base, dir_fd: os.mkfifo(base, 0o644, dir_fd=dir_fd))
+
+    def _make_special(self, path: str, make: Callable[[str, int], None]) -> None:
+        parent, base = posixpath.split(self.check(path))
+        dir_fd = self._make_dirs(parent or ".")
+        try:
+            make(base, dir_fd)
+            if self._owner is not None:
+                os.chown(base, *self._owner, dir_fd=dir_fd, follow_symlinks=False)
+        finally:
+            os.close(dir_fd)
 
     # ------------------------------------------------------------------------------ set-up and clean-up
 

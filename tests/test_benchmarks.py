@@ -21,7 +21,7 @@ def script(monkeypatch):
         return importlib.import_module(name)
 
     yield load
-    for name in ("common", "env_latency", "train_throughput", "eval_throughput", "episode"):
+    for name in ("common", "env_latency", "train_throughput", "eval_throughput", "episode", "snapshots"):
         sys.modules.pop(name, None)
 
 
@@ -65,3 +65,9 @@ def test_episode(script, tmp_path):
     assert results["failure"] is None, results["failure"]
     assert results["training_loop_s"] > 0 and results["generation_s"] > 0
     assert abs(sum(results["parts_s"].values()) - results["wall_s"]) < 0.05 * results["wall_s"]
+
+
+def test_snapshots(script, tmp_path):
+    results = run_quick(script("snapshots"), tmp_path)
+    assert results["snapshots_taken"] == results["steps"] > 3
+    assert results["total_bytes"]["snapshots"] < results["total_bytes"]["full_copies"]

@@ -20,7 +20,7 @@ def evaluate(episode: Episode, checkpoint: str = "final_model", limit: int = 200
         limit: Evaluate on the first `limit` dev items.
     """
     items = min(max(1, limit), episode.config.dev_size)
-    snapshot = episode.snapshot(checkpoint, "evaluate")
+    snapshot = episode.copy_checkpoint(checkpoint, "evaluate")
     try:
         answer = episode.verifier.request({
             "op": "evaluate", "task": episode.task.name, "base_model": str(episode.base_model_dir),
