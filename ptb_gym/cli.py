@@ -4,6 +4,7 @@
     ptb-gym replay runs/PTB-math-v0-...jsonl        # step through a recorded episode
     ptb-gym replay runs/...jsonl --execute          # re-run it, report the first step that differs
     ptb-gym fork runs/...jsonl --step 7 --agent naive   # continue it from after step 7 as a new episode
+    ptb-gym batch PTB/math-v0 --agents scripted random --seeds 0 1 --out runs/batch   # a grid, on Ray
     ptb-gym list                                    # registered ids and baseline agents
 """
 
@@ -75,12 +76,15 @@ def main(argv: list[str] | None = None) -> int:
 
     commands.add_parser("list", help="list the registered env ids and baseline agents")
 
-    from ptb_gym import mcp_server  # imports no mcp until it serves
+    from ptb_gym import batch, mcp_server  # import no mcp or ray until they run
     mcp_server.add_arguments(commands.add_parser("serve", help="serve episodes to an MCP client (stdio or HTTP)"))
+    batch.add_arguments(commands.add_parser("batch", help="play a grid of tasks x agents x seeds on Ray (resumable)"))
 
     args = parser.parse_args(argv)
     if args.command == "serve":
         return mcp_server.main(args)
+    if args.command == "batch":
+        return batch.main(args)
     if args.command == "run":
         options = _options(args)
         return _run(args.env_id, args.agent, args.seed, options, args.json, args.recipe)
