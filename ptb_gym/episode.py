@@ -229,6 +229,15 @@ class Episode:
             extra={"budget": self.budget.snapshot(), "steps": self.steps, "test_seed": self.test_seed})
         return self.outcome
 
+    def end(self, reason: str) -> Outcome:
+        """End the episode between steps (a front-end whose rollout is over: `reason` says which), scoring
+        `final_model/` if there is one, and tell the observers (the recording gets its footer)."""
+        if self.outcome is not None:
+            return self.outcome
+        outcome = self.finish(reason)
+        self._notify("on_finish", outcome)
+        return outcome
+
     def _score_final(self, checkpoint: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
         """The verifier's answer on the checkpoint, or the failure (classified) that kept it from answering."""
         try:

@@ -281,3 +281,15 @@ def test_importing_recording_is_light() -> None:
     code = "import sys, ptb_gym.recording, ptb_gym.replay; print(sorted({'torch', 'rich'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_an_episode_ended_between_steps_gets_its_footer(make_env, tmp_path):
+    from conftest import call
+
+    env = make_env(record_dir=str(tmp_path / "runs"))
+    _, info = env.reset(seed=0)
+    env.step(call("list_files"))
+    outcome = env.unwrapped.episode.end("rollout")  # a front-end whose rollout is over (TRL's environment_factory)
+    assert env.unwrapped.episode.end("rollout") is outcome
+    log = read_episode(info["recording"])
+    assert log.complete and log.footer["truncated_by"] == "rollout" and len(log.steps) == 1
