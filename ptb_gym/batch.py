@@ -104,14 +104,14 @@ def parse_agent(spec: str) -> tuple[str, dict[str, Any]]:
     """`scripted:max_steps=5,recipe=naive` -> ("scripted", {"max_steps": 5, "recipe": "naive"})."""
     name, _, settings = spec.partition(":")
     kwargs: dict[str, Any] = {}
+    from ptb_gym.cli import key_value
+
     for item in filter(None, settings.split(",")):
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ValueError(f"agent {spec!r}: settings are KEY=VALUE separated by commas, got {item!r}")
         try:
-            kwargs[key] = json.loads(value)
-        except json.JSONDecodeError:
-            kwargs[key] = value
+            key, value = key_value(item)
+        except ValueError:
+            raise ValueError(f"agent {spec!r}: settings are KEY=VALUE separated by commas, got {item!r}") from None
+        kwargs[key] = value
     return name, kwargs
 
 

@@ -137,14 +137,23 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
         if getattr(args, name, None):
             options[name] = getattr(args, name)
     for item in args.option:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise SystemExit(f"ptb-gym: --option needs KEY=VALUE, got {item!r}")
         try:
-            options[key] = json.loads(value)
-        except json.JSONDecodeError:
-            options[key] = value
+            key, value = key_value(item)
+        except ValueError:
+            raise SystemExit(f"ptb-gym: --option needs KEY=VALUE, got {item!r}") from None
+        options[key] = value
     return options
+
+
+def key_value(item: str) -> tuple[str, Any]:
+    """`KEY=VALUE`, the value parsed as JSON when it can be (`3`, `true`, `[1, 2]`), else kept as a string."""
+    key, sep, value = item.partition("=")
+    if not sep:
+        raise ValueError(f"expected KEY=VALUE, got {item!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
 
 
 def _calibrate(args: argparse.Namespace) -> int:
