@@ -39,12 +39,3 @@ def test_best_of_n_branches_one_step_and_submits_the_best_on_dev(tmp_path):
     result = load("best_of_n").main(train_steps=4, learning_rates=(1e-4, 3e-3), workdir=str(tmp_path), **SMALL)
     assert len(result["branches"]) == 2 and isinstance(result["reward"], float)
     assert result["best"] == max(result["branches"], key=lambda b: b["dev"])["learning_rate"]
-
-
-def test_rl_policy(tmp_path):
-    # Two episodes of the uniform policy (the first iteration), 2-step trainings, then one update.
-    history = load("rl_policy").main(iterations=1, episodes=2, max_steps=(2,), budget_s=40.0, workdir=str(tmp_path),
-                                     train_size=200, dev_size=8, test_size=16)
-    [record] = history
-    assert len(record["episodes"]) == 2 and isinstance(record["mean_reward"], float)
-    assert all(e["valid"] and e["decisions"][-1].startswith(("submit", "train")) for e in record["episodes"])
