@@ -45,6 +45,7 @@ _LAZY = {
     "parse_tool_call": "ptb_gym.tool_calls",
     "TextToolCall": "ptb_gym.tool_calls",
     "RetryInfrastructureFailures": "ptb_gym.wrappers",
+    "PostTrainingDecisions": "ptb_gym.wrappers",
     "EpisodeRecorder": "ptb_gym.recording",
     "EpisodeLog": "ptb_gym.recording",
     "read_episode": "ptb_gym.recording",
