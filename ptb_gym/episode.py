@@ -30,8 +30,9 @@ from ptb_gym.budget import Budget
 from ptb_gym.config import EnvConfig
 from ptb_gym.disk import EpisodeDisk
 from ptb_gym.envs.task import Task
-from ptb_gym.errors import PTBError, ToolError, did_you_mean
+from ptb_gym.errors import ToolError, did_you_mean
 from ptb_gym.jobs import JobManager
+from ptb_gym.models import resolve_base_model
 from ptb_gym.outcome import Outcome, build_outcome, failure
 from ptb_gym.protocol import Tool, ToolResult, action_for_record, parse_action
 from ptb_gym.sandbox import Sandbox
@@ -86,6 +87,16 @@ class Observer(Protocol):
     def on_finish(self, episode: Episode, outcome: Outcome) -> None: ...
 
 
+def sandbox_environment(config: EnvConfig) -> dict[str, str]:
+    """What the env sets in its commands' environment: under a `cpu` budget, one OpenMP thread (torch's) per
+    process unless the env's own environment says otherwise. A job's CPU time per training step is then the same
+    alone and among other episodes: with two threads per job, four episodes on two cores paid 16% more per step
+    (benchmarks/budget_invariance.py). A command may set its own, and is charged what it uses."""
+    if config.budget_mode == "cpu" and "OMP_NUM_THREADS" not in os.environ:
+        return {"OMP_NUM_THREADS": "1"}
+    return {}
+
+
 @dataclass
 class Episode:
     """Everything a tool may act on, and the one entry that acts: `call`."""
@@ -122,13 +133,12 @@ class Episode:
     def __post_init__(self) -> None:
         self.jobs = JobManager(self.workspace, self.sandbox, self.budget)
         self.verifier = Verifier(self.disk.private / "verifier.log", warm_model=self.base_model_dir)
+        self.budget.tool_cpu_clock = self.verifier.cpu_seconds  # what an `evaluate` costs in the cpu budget
 
     @classmethod
     def start(cls, task: Task, config: EnvConfig, seed: int, tools: dict[str, Tool],
               split_file: Callable[[str, int], bytes]) -> Episode:
-        base_model = Path(config.base_model) if config.base_model else task.embedded_model
-        if not (base_model / "config.json").is_file():
-            raise PTBError(f"Base model {str(base_model)!r} is not a local checkpoint directory (no config.json).")
+        base_model = resolve_base_model(config.base_model or None, task)
         uid, gid = sandbox_module.host_identity()
         disk = EpisodeDisk.create(config.workdir, quota_bytes=config.disk_quota_bytes, owner_uid=uid, owner_gid=gid)
         try:
@@ -141,11 +151,13 @@ class Episode:
             public = list(files.values())
             inputs = disk.root / "inputs"
             inputs.mkdir(mode=0o755)
-            sandbox = sandbox_module.make_sandbox(config.sandbox, readonly_paths=[inputs])
+            sandbox = sandbox_module.make_sandbox(config.sandbox, sandbox_environment(config), readonly_paths=[inputs])
             sandbox.watch_quota(disk.over_quota)  # the quota's guard where no quota'd file system could be mounted
-            episode = cls(task, config, seed, disk, workspace, sandbox, Budget(config.budget_s, config.budget_mode),
-                          base_model, tools, test_seed=config.test_seed if config.test_seed is not None
-                          else secrets.randbits(62), public_digests=[hashlib.sha256(b).hexdigest() for b in public])
+            budget = Budget(config.budget_s, config.budget_mode, cpu_clock=sandbox.cpu_seconds,
+                            cpu_cores=config.budget_cpu_cores, wall_limit_s=config.wall_limit_s)
+            episode = cls(task, config, seed, disk, workspace, sandbox, budget, base_model, tools,
+                          test_seed=config.test_seed if config.test_seed is not None else secrets.randbits(62),
+                          public_digests=[hashlib.sha256(b).hexdigest() for b in public])
             workspace.write_bytes("TASK.md", episode.briefing.encode())
             return episode
         except BaseException:
@@ -172,7 +184,7 @@ class Episode:
                 raise ToolError(f"Unknown tool {call.name!r}.{did_you_mean(call.name, self.tools)} "
                                 f"Tools: {', '.join(self.tools)}.")
             if self.budget.exhausted:
-                raise ToolError("The budget is used up.")
+                raise ToolError(f"{self.budget.exhausted_by.capitalize()} is used up.")
             with self.budget.metered():
                 result = tool(self, call.arguments)
         except ToolError as error:

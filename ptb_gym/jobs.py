@@ -1,10 +1,9 @@
 """Background jobs: long commands (training above all) that run while the agent keeps acting.
 
 Each job runs in the episode's sandbox in its own process group, writes its output to a log file in the
-workspace (`logs/<job id>.log`), and is metered by the budget while it runs. A watchdog thread kills jobs
-that pass their deadline (the budget left when they were launched), so nothing runs past the budget even
-when the agent does not call `step`. `close()` kills every job and waits for it, so no process outlives
-the episode.
+workspace (`logs/<job id>.log`), and is metered by the budget while it runs. A watchdog thread kills the
+running jobs once the budget is used up, so nothing runs past the budget even when the agent does not call
+`step`. `close()` kills every job and waits for it, so no process outlives the episode.
 
 The env process writes and reads the logs, and the agent can plant links in the workspace and write gigabytes
 to a log: a log is created without following links (`Workspace.create_file`), and the env reads it back only
@@ -164,7 +163,6 @@ class Job:
     """The job's log, read through the env's own descriptor."""
     process: subprocess.Popen
     started_at: float
-    deadline: float
     budget_handle: int
     meta: dict[str, Any] = field(default_factory=dict)
     ended_at: float | None = None
@@ -212,9 +210,9 @@ class JobManager:
         self._watchdog.start()
 
     def launch(self, argv: list[str], *, kind: str = "shell", meta: dict[str, Any] | None = None) -> Job:
-        remaining = self.budget.remaining_s
-        if remaining <= 0:
-            raise ToolError("No budget left to launch a job. Submit your best model with submit().")
+        if self.budget.exhausted:
+            raise ToolError(f"{self.budget.exhausted_by.capitalize()} is used up: no job can start. Submit your "
+                            "best model with submit().")
         job_id = f"job-{self.launched + 1}"
         write_fd = self.workspace.create_file("logs", f"{job_id}.log")
         log = None
@@ -229,8 +227,8 @@ class JobManager:
         finally:
             os.close(write_fd)  # the job holds its own copy; the env only reads
         now = time.monotonic()
-        job = Job(job_id, argv, kind, log, process, now, now + remaining,
-                  self.budget.open(), {"log_name": f"logs/{job_id}.log", **(meta or {})})
+        job = Job(job_id, argv, kind, log, process, now, self.budget.open(),
+                  {"log_name": f"logs/{job_id}.log", **(meta or {})})
         with self._lock:
             self.jobs[job_id] = job
             self.launched += 1
@@ -244,15 +242,16 @@ class JobManager:
         return self.jobs[job_id]
 
     def poll(self) -> None:
-        """Update the states of finished jobs and kill those past their deadline."""
+        """Update the states of finished jobs, and kill the running ones once the budget is used up."""
         with self._lock:
+            exhausted = self.budget.exhausted
             for job in self.jobs.values():
                 if not job.running:
                     continue
                 code = job.process.poll()
                 if code is not None:
                     self._finish(job, "succeeded" if code == 0 else "failed", code)
-                elif time.monotonic() >= job.deadline:
+                elif exhausted:
                     self._terminate(job)
                     self._finish(job, "timed_out", job.process.returncode)
 

@@ -173,7 +173,7 @@ def _replayed_action(record: dict[str, Any], env: Any) -> Any:
         except Exception:  # noqa: BLE001 - an unparsable action is replayed as it was
             return action
         budget = env.unwrapped.episode.budget
-        return {"tool": "wait", "arguments": {**call.arguments, "timeout_s": max(1, int(budget.remaining_s) + 1)}}
+        return {"tool": "wait", "arguments": {**call.arguments, "timeout_s": int(min(budget.wall_remaining_s, 86_400)) + 1}}
     return action
 
 

@@ -35,7 +35,9 @@ Resource limits, for both backends (`limits()` says which hold on this machine):
   count) of the whole episode, the memory limit its RAM (the kernel's OOM killer then stops the agent's
   processes, not the env). Without a cgroup: RLIMIT_NPROC when not running as root (root ignores it, and
   bubblewrap maps the sandbox's uid to ours) and RLIMIT_AS when no GPU is present (CUDA reserves huge
-  address ranges).
+  address ranges). The same cgroup counts the CPU time of every process of the episode (`cpu_seconds`, v2
+  `cpu.stat` or v1 `cpuacct`), which the `cpu` budget charges; the sandbox's processes cannot move out of
+  it (its files belong to root, and they do not run as root).
 - **Files**: RLIMIT_FSIZE bounds every file written, RLIMIT_NOFILE the open files, no core dumps; a guard
   thread kills the episode's processes when the file system that holds the workspace (the host's, under a
   loop-mounted workspace) has less than `min_free_disk_bytes` left. The episode's disk quota itself is
@@ -152,6 +154,8 @@ class Sandbox:
         self.stopped_reason: str | None = None
         """Why the guard killed the episode's processes (the disk filled up), or None."""
         self._cgroup: _Cgroup | None = None
+        self._cpu_s_closed = 0.0  # CPU time of the cgroups this sandbox closed (a later spawn makes a new one)
+        self._cpu_s_seen = 0.0
         self._processes: list[subprocess.Popen] = []
         self._guard: threading.Thread | None = None
         self._closed = threading.Event()
@@ -231,8 +235,18 @@ class Sandbox:
                     logger.warning("sandbox process %d did not exit after SIGKILL", process.pid)
             self._processes = []
             if self._cgroup is not None:
+                self._cgroup.kill()
+                self._cpu_s_closed += self._cgroup.cpu_seconds() or 0.0
                 self._cgroup.remove()
                 self._cgroup = None
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) that every process this sandbox started has used, ended ones and escaped ones
+        included (the cgroup holds them all). Never decreases; 0 where `counts_cpu()` is false."""
+        cgroup = self._cgroup  # read without the lock: a spawn holds it while the process starts
+        current = (cgroup.cpu_seconds() or 0.0) if cgroup is not None else 0.0
+        self._cpu_s_seen = max(self._cpu_s_seen, self._cpu_s_closed + current)  # no dip while close() swaps cgroups
+        return self._cpu_s_seen
 
     def limits_in_force(self) -> dict[str, str]:
         """What bounds the episode's processes on this machine, in words (for logs, reports and tests)."""
@@ -259,6 +273,7 @@ class Sandbox:
             "open_files": f"RLIMIT_NOFILE {limits.max_open_files}",
             "disk": f"processes killed below {human_bytes(limits.min_free_disk_bytes)} free",
             "kill_all": "cgroup" if cgroup else ("PID namespace" if self.name == "bwrap" else "process group only"),
+            "cpu_time": "counted by the episode's cgroup" if cgroup and cgroup.counts_cpu else "not counted",
             "identity": (f"host uid {self.identity[0]}, gid {self.identity[1]} (no account), no groups"
                          if self.identity else f"the env's own (uid {os.getuid()})"),
         }
@@ -437,6 +452,12 @@ def make_sandbox(kind: str, extra_env: Mapping[str, str] | None = None, limits: 
     if kind in ("none", "auto"):
         return SubprocessSandbox(extra_env, limits)
     raise ConfigError(f"Unknown sandbox {kind!r}: use one of {list(SANDBOX_KINDS)}.")
+
+
+def counts_cpu() -> bool:
+    """Whether an episode's cgroup can count its CPU time here (what the `cpu` budget needs)."""
+    cgroup = _Cgroup.probe()
+    return cgroup is not None and cgroup.counts_cpu
 
 
 @functools.cache
@@ -715,7 +736,8 @@ def _check(result: int) -> None:
 
 
 class _Cgroup:
-    """A cgroup for one episode's processes, created under this process's own: v2, or v1 `pids` + `memory`."""
+    """A cgroup for one episode's processes, created under this process's own: v2, or v1 `pids` + `memory` +
+    `cpuacct`."""
 
     _counter = itertools.count()
     _live: weakref.WeakSet[_Cgroup] = weakref.WeakSet()
@@ -765,7 +787,7 @@ class _Cgroup:
                 return None
             return cls({"unified": parent / name}, 2)
         dirs = {}
-        for controller in ("pids", "memory"):
+        for controller in ("pids", "memory", "cpuacct"):
             mount = Path("/sys/fs/cgroup") / controller
             if controller in own and (mount / "cgroup.procs").exists():
                 directory = mount / own[controller].lstrip("/") / name
@@ -786,6 +808,23 @@ class _Cgroup:
             if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
                 _Cgroup({"unified" if (stale / "cgroup.kill").exists() else "stale": stale},
                         2 if (stale / "cgroup.kill").exists() else 1).remove()
+
+    @property
+    def counts_cpu(self) -> bool:
+        return self.version == 2 or "cpuacct" in self.dirs
+
+    def cpu_seconds(self) -> float | None:
+        """CPU time its processes have used, ended ones included (v2 `cpu.stat`, v1 `cpuacct.usage`); None where
+        it is not counted or the cgroup is gone."""
+        try:
+            if self.version == 2:
+                stat = dict(line.split(" ", 1) for line in _read(self.dirs["unified"] / "cpu.stat").splitlines())
+                return int(stat["usage_usec"]) / 1e6
+            if "cpuacct" in self.dirs:
+                return int(_read(self.dirs["cpuacct"] / "cpuacct.usage")) / 1e9
+        except (OSError, ValueError, KeyError):
+            pass
+        return None
 
     def apply(self, limits: SandboxLimits) -> None:
         if limits == self._applied:

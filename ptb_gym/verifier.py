@@ -75,6 +75,7 @@ class Verifier:
         self._ready = False
         self._requests = 0
         self._deadline = 0.0
+        self._cpu_s_closed = 0.0  # CPU time of the verifier processes already closed
 
     def warm(self, prepare: dict[str, Any] | None = None) -> None:
         """Start the process if it is not running, without waiting for it (its imports overlap other work), and
@@ -122,9 +123,16 @@ class Verifier:
         message = self._read_until(answered, timeout_s, lambda: stages[-1] if stages else "request")
         return message["result"]
 
+    def cpu_seconds(self) -> float:
+        """CPU time the verifier processes have used so far (theirs and their ended children's: the code
+        scorer's sandboxes), for the `cpu` budget's charge of an `evaluate`."""
+        process = self._process
+        return self._cpu_s_closed + (process_cpu_seconds(process.pid) if process is not None else 0.0)
+
     def close(self) -> None:
         """Kill the process (idempotent)."""
         if self._process is not None:
+            self._cpu_s_closed += process_cpu_seconds(self._process.pid)
             _kill(self._process)
             self._process = None
         self._ready, self._buffer = False, b""
@@ -184,6 +192,16 @@ class Verifier:
     def _fail(self, message: str, stage: str | None):
         self.close()
         raise VerifierFailure(message, stage)
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system time of a process (all its threads) and of its children it has reaped; 0 once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            fields = stat.read().rsplit(b")", 1)[1].split()  # after the command name, which may hold anything
+    except OSError:
+        return 0.0
+    return sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
 def _environment() -> dict[str, str]:

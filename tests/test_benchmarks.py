@@ -21,7 +21,8 @@ def script(monkeypatch):
         return importlib.import_module(name)
 
     yield load
-    for name in ("common", "env_latency", "train_throughput", "eval_throughput", "episode", "snapshots"):
+    for name in ("common", "env_latency", "train_throughput", "eval_throughput", "episode", "snapshots",
+                 "budget_invariance", "vector_cost"):
         sys.modules.pop(name, None)
 
 
@@ -71,3 +72,16 @@ def test_snapshots(script, tmp_path):
     results = run_quick(script("snapshots"), tmp_path)
     assert results["snapshots_taken"] == results["steps"] > 3
     assert results["total_bytes"]["snapshots"] < results["total_bytes"]["full_copies"]
+
+
+def test_budget_invariance(script, tmp_path):
+    results = run_quick(script("budget_invariance"), tmp_path)
+    assert [(row["mode"], row["parallel"]) for row in results["rows"]] == [("cpu", 1), ("cpu", 2)]
+    assert len(results["episodes"]) == 3 and all(e["failure"] is None for e in results["episodes"])
+    assert results["by_mode"]["cpu"]["max_abs_delta_uplift"] >= 0
+
+
+def test_vector_cost(script, tmp_path):
+    rows = run_quick(script("vector_cost"), tmp_path)["rows"]
+    assert [row["num_envs"] for row in rows] == [1, 2]
+    assert all(row["training_peak_rss_mib"] > row["idle_rss_mib"] > 0 for row in rows)

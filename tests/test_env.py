@@ -103,17 +103,45 @@ def test_close_kills_every_process_and_is_idempotent(make_env):
     assert not [pid for pid in host_processes_with("sleep 300") if pid != os.getpid()]
 
 
-def test_budget_runs_out_and_truncates(make_env):
-    env = make_env(budget_s=1.0)
+@pytest.mark.parametrize("mode, job", [("compute", "sleep 30"), ("cpu", "python3 -c 'while True: pass'")])
+def test_budget_runs_out_and_truncates(make_env, mode, job):
+    env = make_env(budget_s=1.0, budget_mode=mode)
     env.reset(seed=0)
-    env.step(call("launch", command="sleep 30"))
-    time.sleep(1.2)
+    env.step(call("launch", command=job))
+    deadline = time.monotonic() + 30
+    while not env.unwrapped.episode.budget.exhausted and time.monotonic() < deadline:
+        time.sleep(0.2)
     obs, reward, terminated, truncated, info = env.step(call("budget"))
     assert truncated and not terminated and reward == 0.0
     assert info["failure"]["kind"] == "budget"
     assert "no final_model" in info["failure"]["message"]
     with pytest.raises(PTBError, match="episode is over"):
         env.step(call("list_files"))
+
+
+def test_cpu_budget_charges_cpu_time_not_waiting(make_env):
+    env = make_env(budget_mode="cpu", budget_cpu_cores=2.0)
+    _, info = env.reset(seed=0)
+    assert info["budget"]["mode"] == "cpu" and "CPU time" in env.unwrapped.episode.briefing
+    env.step(call("launch", command="sleep 30"))
+    env.step(call("run", command="sleep 1"))
+    assert env.step(call("budget"))[4]["budget"]["used_s"] < 0.1  # a second of sleeping is free
+    # Two processes that each burn 0.5 CPU-seconds, one of them in a background job: both are charged.
+    work = "import time\nwhile time.process_time() < 0.5: pass"
+    env.step(call("write_file", path="burn.py", content=work))
+    job = env.step(call("launch", command="python3 burn.py"))[4]["job"]["id"]
+    env.step(call("run", command="python3 burn.py"))
+    env.step(call("wait", job_id=job, timeout_s=30))
+    used = env.step(call("budget"))[4]["budget"]["used_s"]
+    assert 0.5 <= used <= 0.5 + 0.3  # 1 CPU-second (+ the interpreters' starts) in seconds of 2 cores
+
+
+def test_cpu_budget_has_a_wall_clock_limit(make_env):
+    env = make_env(budget_mode="cpu", wall_limit_s=1.0)
+    env.reset(seed=0)
+    obs, _, _, truncated, info = env.step(call("run", command="sleep 5"))
+    assert "timed out after 1 s" in obs  # a command waits no longer than the wall-clock time left
+    assert truncated and info["budget"]["used_s"] < 0.5 and info["budget"]["wall_s"] >= 1.0
 
 
 def test_step_limit_truncates(make_env):
@@ -124,7 +152,7 @@ def test_step_limit_truncates(make_env):
 
 
 def test_compute_budget_does_not_count_thinking_time(make_env):
-    env = make_env()
+    env = make_env(budget_mode="compute")
     env.reset(seed=0)
     time.sleep(0.5)
     _, _, _, _, info = env.step(call("budget"))

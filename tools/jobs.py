@@ -58,7 +58,7 @@ def wait(episode: Episode, job_id: str, timeout_s: int = 300) -> ToolResult:
         timeout_s: Longest wait in seconds (capped by the budget left).
     """
     job = episode.jobs.get(job_id)
-    episode.jobs.wait(job, min(max(0, timeout_s), episode.budget.remaining_s))
+    episode.jobs.wait(job, min(max(0, timeout_s), episode.budget.wall_remaining_s))
     return ToolResult(f"{describe(job)}\n{last_lines(job, 15, episode.config.max_observation_chars)}",
                       {"job": job.summary(), **_curve(job)})
 

@@ -14,6 +14,7 @@ import selectors
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 
 from ptb_gym.episode import Episode
 from ptb_gym.errors import ToolError
@@ -83,18 +84,23 @@ def run(episode: Episode, command: str, timeout_s: int = 60) -> ToolResult:
         timeout_s: Seconds before the command is killed (at most 600, and at most the budget left).
     """
     argv = bash(command)
-    limit = min(max(1, timeout_s), MAX_RUN_S, episode.budget.remaining_s)
-    if limit <= 0:
+    budget = episode.budget
+    limit = min(max(1, timeout_s), MAX_RUN_S, budget.wall_remaining_s)
+    if limit <= 0 or budget.exhausted:
         raise ToolError("No budget left. Submit your best model with submit().")
     started = time.monotonic()
     process = episode.sandbox.spawn(argv, episode.root)
     output = BoundedOutput()
     try:
-        timed_out = _collect(process, output, started + limit)
+        timed_out = _collect(process, output, started + limit, stop=lambda: budget.exhausted)
     finally:
         process.stdout.close()
     elapsed = time.monotonic() - started
-    status = f"timed out after {limit:.0f} s (killed)" if timed_out else f"exit code {process.returncode}"
+    if timed_out:
+        status = ("killed: the budget ran out" if budget.exhausted and elapsed < limit
+                  else f"timed out after {limit:.0f} s (killed)")
+    else:
+        status = f"exit code {process.returncode}"
     if output.dropped:
         status += (f"; {output.total} bytes of output, {output.dropped} bytes of output dropped from the middle: "
                    "write long output to a file and read it with read_file")
@@ -104,9 +110,10 @@ def run(episode: Episode, command: str, timeout_s: int = 60) -> ToolResult:
                        "output_bytes": output.total, "dropped_bytes": output.dropped})
 
 
-def _collect(process: subprocess.Popen, output: BoundedOutput, deadline: float) -> bool:
-    """Read the process's output until it ends (end of file and exit) or the deadline passes, then kill its
-    group. True if it timed out."""
+def _collect(process: subprocess.Popen, output: BoundedOutput, deadline: float,
+             stop: Callable[[], bool] = lambda: False) -> bool:
+    """Read the process's output until it ends (end of file and exit), the deadline passes or `stop()` (checked
+    twice a second) says so, then kill its group. True if it was killed."""
     fd = process.stdout.fileno()
     os.set_blocking(fd, False)
     try:
@@ -115,12 +122,12 @@ def _collect(process: subprocess.Popen, output: BoundedOutput, deadline: float) 
         pass
     with selectors.DefaultSelector() as selector:
         selector.register(fd, selectors.EVENT_READ)
-        timed_out = not _read_until(selector, fd, output, deadline)
-        if not timed_out:
-            try:
-                process.wait(timeout=max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                timed_out = True  # it closed its output but kept running
+        timed_out = not _read_until(selector, fd, output, deadline, stop)
+        while not timed_out and process.poll() is None:  # it may close its output and keep running
+            if time.monotonic() >= deadline or stop():
+                timed_out = True
+            else:
+                time.sleep(0.02)
         if timed_out:
             _kill_group(process)
             _read_until(selector, fd, output, time.monotonic() + DRAIN_AFTER_KILL_S)
@@ -129,11 +136,12 @@ def _collect(process: subprocess.Popen, output: BoundedOutput, deadline: float) 
     return timed_out
 
 
-def _read_until(selector: selectors.BaseSelector, fd: int, output: BoundedOutput, deadline: float) -> bool:
-    """Read into `output` until end of file (True) or the deadline (False)."""
+def _read_until(selector: selectors.BaseSelector, fd: int, output: BoundedOutput, deadline: float,
+                stop: Callable[[], bool] = lambda: False) -> bool:
+    """Read into `output` until end of file (True), the deadline or `stop()` (False)."""
     while True:
         remaining = deadline - time.monotonic()
-        if remaining <= 0:
+        if remaining <= 0 or stop():
             return False
         if not selector.select(min(remaining, 0.5)):
             continue

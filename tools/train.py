@@ -14,6 +14,7 @@ import os
 import sys
 from pathlib import Path
 
+from ptb_gym.budget import Budget
 from ptb_gym.episode import Episode
 from ptb_gym.errors import ToolError
 from ptb_gym.protocol import ToolResult, tool
@@ -76,7 +77,7 @@ def train(
         data=str(data_copy), model=model_path, output_dir=output_path, lora=lora, lora_rank=lora_rank,
         learning_rate=learning_rate, max_steps=max_steps, batch_size=batch_size, max_length=max_length,
         seed=episode.seed, device=episode.config.device,
-        time_limit_s=max(1.0, episode.budget.remaining_s - SAVE_MARGIN_S),
+        **_time_limit(episode.budget),
     )
     config_path = inputs / "config.json"
     config_path.write_text(json.dumps(dataclasses.asdict(config), indent=2))
@@ -89,6 +90,12 @@ def train(
         f"{output_path}\n{describe(job)}\nFollow it with wait(\"{job.id}\") or job_status(\"{job.id}\").",
         {"job": job.summary()},
     )
+
+
+def _time_limit(budget: Budget) -> dict[str, float]:
+    """When the job must stop and save: at the budget left, less a margin for saving, in the budget's unit."""
+    left = max(1.0, budget.remaining_s - SAVE_MARGIN_S)
+    return {"cpu_time_limit_s": left * budget.cpu_cores} if budget.mode == "cpu" else {"time_limit_s": left}
 
 
 def _copy_data(episode: Episode, data: str, destination: Path) -> Path:
