@@ -310,8 +310,9 @@ def test_asking_for_bwrap_where_it_does_not_work_is_a_clear_error(monkeypatch):
 def test_limits_in_force_say_what_holds():
     facts = SubprocessSandbox(quiet=True).limits_in_force()
     assert set(facts) == {"isolation", "processes", "memory", "file_size", "open_files", "disk", "kill_all",
-                          "identity"}
+                          "cpu_time", "identity"}
     assert facts["isolation"].startswith("none")
+    assert (facts["cpu_time"] == "counted by the episode's cgroup") == sandbox_module.counts_cpu()
     if sandbox_module.bubblewrap_works():
         box = BubblewrapSandbox()
         assert box.limits_in_force()["isolation"].startswith("bubblewrap") and box.name == "bwrap"
