@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 
 from ptb_gym.envs.task import Harness, Task
+
 from ptb_gym.registration import TASK_NAMES
 
 __all__ = ["Harness", "Task", "load_task"]

@@ -21,6 +21,10 @@ from typing import Any, Union
 SHARED_MODEL = Path(__file__).parent / "ptb_small"
 """The embedded base model the families share (`baselines/pretrain_small.py` builds it; its model card says how)."""
 
+CHAT_ENDS = ("<|end|>", "<|im_end|>", "<end_of_turn>", "<|eot_id|>", "<|endoftext|>")
+"""Where a chat reply ends, for the tokenizers of the embedded and the real models (the ones that are special tokens
+end decoding; the others cut the text)."""
+
 Message = dict[str, str]
 Prompt = Union[str, list[Message]]
 """A prompt is plain text, or chat messages rendered with the base tokenizer's chat template."""
@@ -73,6 +77,10 @@ class Task:
     """The embedded tier's base model directory (real weights and tokenizer, shipped in the package)."""
     scores_file: Path
     """JSON with the recorded base and reference scores, per base model and harness."""
+    contamination_any_number: bool = False
+    """The contamination check counts every number as the same word: for a benchmark whose test questions are
+    rewritten with other numbers in circulating data (GSM8K, by GSM-Symbolic). Only where the public splits do not
+    share the test's templates (generated math problems would then match by chance)."""
     budget_s: float = 600.0
     """The default compute budget of an episode: the reference recipe's jobs on 2 CPU cores, with room to spare
     (envs/CALIBRATION.md says what each needs)."""
@@ -129,3 +137,15 @@ class Task:
 
     def scores_for(self, model_key: str) -> dict[str, dict[str, Any]] | None:
         return self.recorded_scores.get(model_key)
+
+
+def fixed_test_split(items: Sequence[dict[str, Any]], n: int) -> list[dict[str, Any]]:
+    """The test split of a real benchmark: all its items (copies), or the first `n` of one fixed shuffle when `n` is
+    smaller. The items are public, so no secret draws them; a fixed split keeps the base model's cached score valid
+    (`ptb_gym.base_scores`) and makes runs on a subset comparable."""
+    import random
+
+    chosen = list(range(len(items)))
+    if n < len(items):
+        chosen = sorted(random.Random(0).sample(chosen, n))
+    return [json.loads(json.dumps(items[i])) for i in chosen]

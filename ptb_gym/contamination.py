@@ -169,14 +169,16 @@ class TestSetIndex:
 
     __test__ = False  # not a pytest class
 
-    def __init__(self, questions: Sequence[str], public_texts: Iterable[str] = (), n: int = NGRAM):
+    def __init__(self, questions: Sequence[str], public_texts: Iterable[str] = (), n: int = NGRAM, *,
+                 any_number: bool = False):
         self.n = n
+        self.any_number = any_number
         self.size = len(questions)
         plain = [normalise_text(q.encode()) for q in questions]
         public_plain = b"\n".join(normalise_text(t.encode()) for t in public_texts)
         self._plain, self._public = plain, public_plain
         forms = [_variants(q) for q in plain]
-        tokenized = [[words(form) for form in item] for item in forms]
+        tokenized = [[self._words(form) for form in item] for item in forms]
         self._vocab: dict[bytes, int] = {}
         for item in tokenized:
             for form in item:
@@ -202,13 +204,19 @@ class TestSetIndex:
         self._overlap = 2 * int(self.lengths.max(initial=0)) + n
         self._chars: _CharIndex | None = None
 
+    def _words(self, text: bytes) -> list[bytes]:
+        return [b"0" if w.isdigit() else w for w in words(text)] if self.any_number else words(text)
+
     @property
     def checkable(self) -> int:
         """Test items that can be matched at all (some of their n-grams are in no public split)."""
         return int((self.distinct > 0).sum())
 
     def _ngrams(self, tokens: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
-        """Hashes of the n-grams made only of test-question words, and their start positions."""
+        """Hashes of the n-grams made only of test-question words, and their start positions. With `any_number`
+        every number is one word: a question rewritten with other numbers (GSM-Symbolic) still matches."""
+        if self.any_number:
+            tokens = [b"0" if token.isdigit() else token for token in tokens]
         get = self._vocab.get
         ids = np.fromiter((get(w, 0) for w in tokens), dtype=np.uint64, count=len(tokens))
         if len(ids) < self.n:
@@ -1048,29 +1056,12 @@ def _read_file(workspace: Workspace, relative: str, limit: int) -> bytes | None:
 
 # ---------------------------------------------------------------------------------------- the task's index
 
-_INDEXES: dict[tuple[str, int, int, int], TestSetIndex] = {}
-
-
-def test_set_index(task: Any, test_size: int, train_size: int, dev_size: int) -> TestSetIndex:
-    """The index of a task's scored test questions, minus its public splits (cached per process)."""
-    key = (task.name, test_size, train_size, dev_size)
-    if key not in _INDEXES:
-        _INDEXES.clear()  # one task and size at a time is the common case; keep memory bounded
-        _INDEXES[key] = build_index(task.records("test", test_size), [
-            record for split, size in (("train", train_size), ("dev", dev_size))
-            for record in task.records(split, size)])
-    return _INDEXES[key]
-
-
-test_set_index.__test__ = False  # type: ignore[attr-defined]
-
-
-def build_index(test_records: Iterable[Mapping[str, Any]], public_records: Iterable[Mapping[str, Any]],
-                ) -> TestSetIndex:
+def build_index(test_records: Iterable[Mapping[str, Any]], public_records: Iterable[Mapping[str, Any]], *,
+                any_number: bool = False) -> TestSetIndex:
     """The index of these test records' questions, minus the text of the public records."""
     questions = [_question(item) for item in test_records]
     public = [" ".join(str(v) for v in record.values() if isinstance(v, str)) for record in public_records]
-    return TestSetIndex(questions, public)
+    return TestSetIndex(questions, public, any_number=any_number)
 
 
 def _question(item: Mapping[str, Any]) -> str:

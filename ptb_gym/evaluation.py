@@ -113,16 +113,21 @@ def evaluate_model(model: torch.nn.Module, tokenizer, task: Task, items: Sequenc
     return scores
 
 
-def report(scores: Mapping[str, HarnessScore], *, base: Mapping[str, float] | None = None,
+def report(scores: Mapping[str, HarnessScore], *, base: Mapping[str, Mapping[str, Any]] | None = None,
            recorded: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
-    """The one score table: per harness, score and interval, the base score (recorded, or `base` measured in this
-    run), and with a recorded reference the uplift and its interval (None with a reason when not meaningful)."""
+    """The one score table: per harness, score and interval, the base score (recorded, else `base`: measured or
+    cached, see `ptb_gym.base_scores`), and with a known reference the uplift and its interval (None with a reason
+    when not meaningful). Without a reference there is no uplift: the outcome reports the raw gain, as such."""
     table = {}
     for name, result in scores.items():
         entry: dict[str, Any] = result.to_dict()
-        known = (recorded or {}).get(name)
-        if known is not None:
-            entry.update(base=known["base"], reference=known["reference"])
+        known = {**(base or {}).get(name, {}), **(recorded or {}).get(name, {})}
+        if "base" in known:
+            entry["base"] = known["base"]
+            if "base_source" in known:
+                entry["base_source"] = known["base_source"]
+        if "base" in known and "reference" in known:
+            entry["reference"] = known["reference"]
             reason = _not_meaningful(known)
             if reason:
                 entry.update(uplift=None, uplift_interval=None, uplift_note=reason)
@@ -130,8 +135,6 @@ def report(scores: Mapping[str, HarnessScore], *, base: Mapping[str, float] | No
                 low, high = (normalized_uplift(x, known["base"], known["reference"]) for x in result.interval)
                 entry.update(uplift=normalized_uplift(result.score, known["base"], known["reference"]),
                              uplift_interval=[min(low, high), max(low, high)])
-        elif base is not None and name in base:
-            entry["base"] = base[name]
         table[name] = entry
     return table
 

@@ -97,10 +97,12 @@ def seal() -> dict[str, str]:
 
 
 def of_task(files: Mapping[str, str], task: str) -> dict[str, str]:
-    """The entries of `files` a score on `task` depends on: all but those of the other task families, so that
-    recording one family's scores (`ptb-gym calibrate`) never flags an episode of another that runs meanwhile."""
+    """The entries of `files` a score on `task` depends on: all but the other task families' scores files, so that
+    recording one family's scores (`ptb-gym calibrate`) never flags an episode of another that runs meanwhile
+    (a family's code may serve another: gsm8k's train split is math's problems)."""
     family = task.rsplit("-", 1)[0]
-    return {path: value for path, value in files.items() if _family_of(Path(path)) in (None, family)}
+    return {path: value for path, value in files.items()
+            if not (Path(path).name.startswith("scores") and _family_of(Path(path)) not in (None, family))}
 
 
 def _family_of(path: Path) -> str | None:

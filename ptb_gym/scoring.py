@@ -102,12 +102,12 @@ def final(request: dict[str, Any], stage: Callable[[str], None]) -> dict[str, An
     result = score_checkpoint(Path(request["checkpoint"]), base_dir, task, items, device=request["device"],
                               batch_size=request["batch_size"], loaded=lambda: stage("score"))
     checks["lineage"] = result.lineage
-    recorded = task.scores_for(request["model_key"])
-    base = None
-    if recorded is None:  # no calibrated scores for this base model: measure the base too, for the raw gain
+    recorded = task.scores_for(request["model_key"]) or {}
+    unrecorded = [h.name for h in task.harnesses if "base" not in recorded.get(h.name, {})]
+    base = {}
+    if unrecorded:  # no calibrated base scores for this base model: measured once, then cached
         stage("base")
-        base = _base_scores(request["task"], str(base_dir), request["test_size"], request["test_seed"],
-                            request["device"], request["batch_size"])
+        base = _base_scores(task, base_dir, items, unrecorded, request["device"], request["batch_size"])
     return {"ok": True, "report": report(result.scores, base=base, recorded=recorded), "integrity": checks,
             "flags": [], "seconds": {"generation": result.generation_s}}
 
@@ -137,16 +137,19 @@ def _index(task_name: str, test_seed: int, test_size: int, train_size: int, dev_
     return contamination.TestSetIndex(
         [task.question(item) for item in task.records("test", test_size, seed=test_seed)],
         [" ".join(str(v) for v in record.values() if isinstance(v, str))
-         for split, size in (("train", train_size), ("dev", dev_size)) for record in task.records(split, size)])
+         for split, size in (("train", train_size), ("dev", dev_size)) for record in task.records(split, size)],
+        any_number=task.contamination_any_number)
 
 
-@functools.lru_cache(maxsize=4)
-def _base_scores(task_name: str, base_dir: str, test_size: int, test_seed: int, device: str,
-                 batch_size: int) -> dict[str, float]:
+def _base_scores(task, base_dir: Path, items: list[dict[str, Any]], harnesses: list[str], device: str,
+                 batch_size: int) -> dict[str, dict[str, Any]]:
+    from ptb_gym import base_scores, checkpoints
     from ptb_gym.evaluation import score_checkpoint
 
-    task = load_task(task_name)
-    items = task.records("test", test_size, seed=test_seed)
-    result = score_checkpoint(Path(base_dir), Path(base_dir), task, items, device=device, batch_size=batch_size,
-                              check_lineage=False)
-    return {name: score.score for name, score in result.scores.items()}
+    def measure(names: list[str]) -> dict[str, dict[str, Any]]:
+        result = score_checkpoint(base_dir, base_dir, task, items, device=device, batch_size=batch_size,
+                                  harnesses=[task.harness(name) for name in names], check_lineage=False)
+        return {name: {"score": score.score, "interval": score.interval} for name, score in result.scores.items()}
+
+    return base_scores.cached_or_measured(base_dir, task.name, harnesses, items,
+                                          checkpoints.resolve_device(device), measure)

@@ -370,12 +370,15 @@ def test_editing_the_evaluation_code(make_env, monkeypatch):
 
 def test_the_seal_covers_the_core_and_the_episodes_own_family_only():
     # Recording one family's scores while another family's episode runs (a calibration of several tasks at once)
-    # must not flag that episode; a change to its own family's files or to the core still does.
+    # must not flag that episode; a change to any code (families import each other: gsm8k's train split is math's
+    # problems) or to its own family's scores still does.
     from ptb_gym import integrity
 
     sealed = integrity.seal()
     kept = integrity.of_task(sealed, "tools-v0")
-    assert any("/tools/" in path for path in kept) and not any("/code/" in path or "/math/" in path for path in kept)
+    others_scores = [path for path in sealed if "/code/scores" in path or "/math/scores" in path]
+    assert others_scores and not any(path in kept for path in others_scores)
+    assert any("/tools/scores" in path for path in kept) and any("/math/problems.py" in path for path in kept)
     assert any(path.endswith("evaluation.py") for path in kept) and any(path.endswith("task.py") for path in kept)
     assert integrity.check_tampering(kept, "tools-v0")[0] is None
 
