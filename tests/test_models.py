@@ -4,6 +4,7 @@ whole or absent, once, and a checkpoint that transformers loads and that answers
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import os
@@ -76,7 +77,7 @@ def test_an_interrupted_preparation_leaves_nothing_and_a_live_one_is_left_alone(
     live = tmp_path / f"{SMOLLM2}.partial-{os.getppid()}"  # another process preparing it now
     live.mkdir()
 
-    def interrupted(gguf, out, progress, name):
+    def interrupted(gguf, out, progress, name, tokenizer_dir):
         (out / "model.safetensors").write_bytes(b"half")
         raise KeyboardInterrupt
 
@@ -85,6 +86,22 @@ def test_an_interrupted_preparation_leaves_nothing_and_a_live_one_is_left_alone(
         models.prepare(SMOLLM2, tmp_path, progress=lambda line: None)
     assert sorted(p.name for p in tmp_path.iterdir()) == [live.name]
     assert not models.is_prepared(SMOLLM2, tmp_path)
+
+
+def test_a_tokenizer_that_does_not_tokenize_like_the_hubs_is_refused_and_leaves_nothing(smollm2_cache, tmp_path,
+                                                                                       monkeypatch):
+    """transformers 5.17 converts Gemma 3's GGUF tokenizer into one that splits words into characters: the model
+    prepared with it loads and generates, and reads nonsense. Here a probe that SmolLM2's tokenizer does not give
+    stands for that."""
+    known = models.MODELS[SMOLLM2]
+    text, ids = known.probe
+    monkeypatch.setitem(models.MODELS, SMOLLM2, dataclasses.replace(known, probe=(text, (*ids, 0))))
+    for tokenizer_dir in (None, smollm2_cache / "models" / SMOLLM2):
+        with pytest.raises(PTBError, match=r"does not tokenize like the Hub checkpoint's.*--tokenizer DIR"):
+            models.prepare(SMOLLM2, tmp_path / "models", progress=lambda line: None, tokenizer_dir=tokenizer_dir)
+        assert not any((tmp_path / "models").iterdir())
+    with pytest.raises(PTBError, match="no tokenizer there"):
+        models.prepare(SMOLLM2, tmp_path / "models", progress=lambda line: None, tokenizer_dir=tmp_path)
 
 
 @pytest.mark.parametrize("name", [GEMMA, SMOLLM2])

@@ -126,9 +126,9 @@ def test_check_env_passes_on_every_tier_id(entry, hub, checkpoints, tmp_path):
         env.close()
 
 
-def _episode(env_id, tmp_path, **options):
+def _episode(env_id, tmp_path, train=None, **options):
     env = gym.make(env_id, **{**SMALL, **options}, workdir=str(tmp_path))
-    agent = ScriptedAgent(max_steps=2, evaluate_on_dev=False)
+    agent = ScriptedAgent(max_steps=2, evaluate_on_dev=False, train_overrides=train)
     try:
         observation, info = env.reset(seed=0)
         agent.reset(observation, info)
@@ -182,15 +182,16 @@ def test_gsm_symbolic_rewrites_of_the_test_problems_are_caught():
 @pytest.mark.slow
 def test_a_small_tier_episode_runs_on_cpu(tmp_path):
     """Opt-in (`pytest -m slow`): Gemma-3-270M itself, prepared from its PyPI packages, through an episode of the
-    small tier on CPU: two SFT steps of the reference recipe, then the final evaluation under every harness."""
+    small tier on CPU: two SFT steps of the reference recipe (at batch 2: a batch of 16 sequences of 512 tokens
+    holds 8.6 GB of logits over Gemma's 262k vocabulary), then the final evaluation under every harness."""
     from ptb_gym import models
 
     try:
         models.prepare("gemma-3-270m")
     except PTBError as error:  # its packages are not installed: the error says which
         pytest.skip(str(error))
-    reward, info = _episode("PTB/bfcl-gemma3-270m-v0", tmp_path, train_size=32, dev_size=4, test_size=4,
-                            budget_s=3_600.0)
+    reward, info = _episode("PTB/bfcl-gemma3-270m-v0", tmp_path, train={"batch_size": 2, "max_length": 256},
+                            train_size=32, dev_size=4, test_size=4, budget_s=3_600.0)
     assert info["failure"] is None and info["reward_kind"] == "raw_gain"
     assert set(info["scores"]) == {"chat_python", "chat_json", "few_shot"}
     primary = info["scores"]["chat_python"]
