@@ -3,6 +3,8 @@
     python benchmarks/train_throughput.py            # CPU, embedded model -> benchmarks/results/train_throughput.json
     python benchmarks/train_throughput.py --quick    # a few steps of each (smoke test)
     python benchmarks/train_throughput.py --device cuda --model qwen2.5-0.5b --batch-size 64 --name train_throughput_gpu
+    python benchmarks/train_throughput.py --device cuda --model ~/.cache/ptb-gym/models/gemma-3-270m --via module \
+        --batch-size 16 --max-length 1024 --packing --variants trl,trl_packed,tool --name train_throughput_gemma3_270m_h200
 
 The same supervised fine-tuning (model, data, batch size, learning-rate schedule, precision: fp32 on a CPU, bf16
 autocast on a GPU; completion-only loss, padding to the longest sequence of each batch), each run in a fresh
@@ -12,6 +14,7 @@ process, the variants interleaved `repeats` times:
   episode's sandbox, exactly as an agent's would); `--via module` runs `python -m ptb_gym.training CONFIG.json`
   with the config the tool writes, without an env.
 - `trl`: a plain script that a TRL user would write: `SFTTrainer` with an `SFTConfig` of the same settings.
+- `trl_packed`: the same with TRL's own packing (`packing=True`: rows of `max_length` tokens).
 - `torch`: a plain PyTorch loop (AdamW, cosine schedule with warmup, gradient clipping, as `Trainer` does).
 
 The data are the reference recipe's: the train split as prompt/completion records with the arithmetic written
@@ -19,9 +22,11 @@ out (what the scripted agent writes). Every variant prints the same metric lines
 non-padding tokens between the first and the last of them over the time between, and startup is the rest of
 the process's wall time (interpreter, imports, model load, data preparation, the first steps, saving).
 
-`--model qwen2.5-0.5b` is a Qwen2.5-0.5B-shaped model (494M parameters) with random weights, which train as fast
-as real ones; on a GPU the table adds model FLOPs utilisation (6 x matmul parameters + attention, per token,
-against the card's dense bf16 peak).
+`--packing` packs the tool's examples too (the train tool's `packing=true`). `--model qwen2.5-0.5b` is a
+Qwen2.5-0.5B-shaped model (494M parameters) with random weights, which train as fast as real ones; on a GPU the
+table adds model FLOPs utilisation against the card's dense bf16 peak: the FLOPs each variant's step needs, 6 x
+the matmul parameters per token, the LM head's only on the tokens it is applied to (all of them in TRL, the
+loss tokens in the tool's own loop), plus attention over the mean example.
 """
 
 from __future__ import annotations
@@ -51,7 +56,7 @@ from common import (
 )
 
 METRICS = "PTB_METRICS "
-VARIANTS = ("tool", "trl", "torch")
+VARIANTS = ("tool", "trl", "trl_packed", "torch")
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,8 @@ class Config:
     batch_size: int = 16
     learning_rate: float = 1e-3
     max_length: int = 256
+    packing: bool = False
+    """Pack the tool's examples into rows of `max_length` tokens (`trl_packed` always packs, `trl` never does)."""
     logging_steps: int = 10
     """Steps between metric lines; the steady state is measured from the first to the last."""
     repeats: int = 2
@@ -115,7 +122,7 @@ def run_tool_env(config: Config, model_dir: Path, records_path: Path, workdir: P
         started = time.perf_counter()
         _, _, _, _, info = step("train", data="data/sft.jsonl", output_dir="final_model", max_steps=config.steps,
                                 batch_size=config.batch_size, learning_rate=config.learning_rate,
-                                max_length=config.max_length)
+                                max_length=config.max_length, packing=config.packing)
         job_id = info["job"]["id"]
         while True:
             _, _, _, _, info = step("wait", job_id=job_id, timeout_s=3600)
@@ -137,7 +144,8 @@ def run_tool_module(config: Config, model_dir: Path, records_path: Path, workdir
 
     train = TrainConfig(data=str(records_path), model=str(model_dir), output_dir=str(workdir / "out"),
                         learning_rate=config.learning_rate, max_steps=config.steps, batch_size=config.batch_size,
-                        max_length=config.max_length, seed=0, device=config.device, logging_steps=config.logging_steps)
+                        max_length=config.max_length, seed=0, device=config.device, logging_steps=config.logging_steps,
+                        packing=config.packing)
     path = workdir / "train.json"
     path.write_text(json.dumps(dataclasses.asdict(train)))
     return _run_process([sys.executable, "-m", "ptb_gym.training", str(path)], workdir)
@@ -150,6 +158,10 @@ def run_worker(kind: str, config: Config, model_dir: Path, records_path: Path, w
     path = workdir / f"{kind}.json"
     path.write_text(json.dumps(spec))
     return _run_process([sys.executable, str(Path(__file__).resolve()), "--worker", kind, str(path)], workdir)
+
+
+def worker_trl_packed(spec: dict) -> None:
+    worker_trl({**spec, "packing": True})
 
 
 def worker_trl(spec: dict) -> None:
@@ -177,7 +189,7 @@ def worker_trl(spec: dict) -> None:
                      lr_scheduler_type="cosine", warmup_steps=max(1, int(0.05 * spec["steps"])),
                      max_length=spec["max_length"], logging_steps=spec["logging_steps"], save_strategy="no",
                      report_to="none", bf16=on_gpu, gradient_checkpointing=False, use_cpu=not on_gpu,
-                     disable_tqdm=True)
+                     disable_tqdm=True, packing=spec.get("packing", False))
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
                          callbacks=[Print()])
     trainer.train()
@@ -258,7 +270,9 @@ def _parse(log: str) -> dict:
         raise RuntimeError(f"fewer than two metric lines in the log:\n{log[-3000:]}")
     first, last = records[0], records[-1]
     seconds = last["time_s"] - first["time_s"]
-    return {"steady_tokens_per_s": (last["num_tokens"] - first["num_tokens"]) / seconds,
+    tokens = last["num_tokens"] - first["num_tokens"]
+    head_tokens = last["loss_tokens"] - first["loss_tokens"] if "loss_tokens" in last else tokens
+    return {"steady_tokens_per_s": tokens / seconds, "head_token_share": head_tokens / tokens,
             "steady_s_per_step": seconds / (last["step"] - first["step"]),
             "tokens": last["num_tokens"], "steps": last["step"], "final_loss": last.get("loss")}
 
@@ -310,13 +324,16 @@ def main(config: Config, quick: bool = False) -> dict:
                       f"{run['wall_s']:.1f} s wall, {run['startup_s']:.1f} s startup", flush=True)
                 shutil.rmtree(workdir, ignore_errors=True)
         matmul, params, layers, hidden = matmul_parameters(model_dir)
-        # Training FLOPs per token: 6 x the parameters of the matrix products (the LM head included) plus attention
-        # (12 x layers x hidden size x sequence length), as in the PaLM paper's appendix B.
-        flops_per_token = 6 * matmul + 12 * layers * hidden * _mean_sequence(runs, config)
+        head = _head_parameters(model_dir)
+        # Training FLOPs per token: 6 x the parameters of the matrix products plus attention (12 x layers x hidden
+        # size x sequence length), as in the PaLM paper's appendix B; the LM head's only where it is applied.
+        body_flops = 6 * (matmul - head) + 12 * layers * hidden * _mean_example(records_path, model_dir, config)
+        flops_per_token = body_flops + 6 * head
 
     peak = next((v for k, v in PEAK_BF16_FLOPS.items() if k in info.get("gpu", "")), None)
     peak = peak if config.device == "cuda" else None
     results: dict = {"model": config.model, "parameters": params, "flops_per_token": flops_per_token,
+                     "lm_head_parameters": head,
                      "peak_flops": peak, "variants": {}, "errors": errors}
     baseline = statistics.median(r["steady_tokens_per_s"] for r in runs["trl"]) if runs.get("trl") else None
     rows = []
@@ -328,13 +345,14 @@ def main(config: Config, quick: bool = False) -> dict:
         steady = statistics.median(r["steady_tokens_per_s"] for r in measured)
         end_to_end = statistics.median(r["tokens"] / r["wall_s"] for r in measured)
         startup = statistics.median(r["startup_s"] for r in measured)
+        step_flops = statistics.median(body_flops + 6 * head * r["head_token_share"] for r in measured)
         entry = {"steady_tokens_per_s": summary([r["steady_tokens_per_s"] for r in measured]),
                  "end_to_end_tokens_per_s": end_to_end, "startup_s": summary([r["startup_s"] for r in measured]),
                  "wall_s": summary([r["wall_s"] for r in measured]), "runs": measured,
                  "ratio_to_trl": steady / baseline if baseline else None,
                  "end_to_end_ratio_to_trl": (end_to_end / statistics.median(r["tokens"] / r["wall_s"]
                                                                              for r in runs["trl"])) if baseline else None,
-                 "mfu": steady * flops_per_token / peak if peak else None}
+                 "flops_per_token_executed": step_flops, "mfu": steady * step_flops / peak if peak else None}
         results["variants"][variant] = entry
         rows.append([label, steady, entry["ratio_to_trl"], startup, end_to_end, entry["end_to_end_ratio_to_trl"],
                      None if entry["mfu"] is None else f"{entry['mfu']:.1%}"])
@@ -351,15 +369,27 @@ def main(config: Config, quick: bool = False) -> dict:
     return results
 
 
-def _mean_sequence(runs: dict[str, list[dict]], config: Config) -> float:
-    """Mean non-padding tokens per sequence over the runs (for the attention FLOPs)."""
-    measured = [r for rs in runs.values() for r in rs]
-    return statistics.mean(r["tokens"] / (r["steps"] * config.batch_size) for r in measured) if measured else 0.0
+def _mean_example(records_path: Path, model_dir: Path, config: Config) -> float:
+    """Mean tokens of an example (what a token attends to, packed or not: packed examples attend to themselves)."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    records = [json.loads(line) for line in records_path.read_text().splitlines()]
+    lengths = tokenizer([r["prompt"] + r["completion"] for r in records])["input_ids"]
+    return statistics.mean(min(len(ids) + 1, config.max_length) for ids in lengths)
+
+
+def _head_parameters(model_dir: Path) -> int:
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(model_dir)
+    config = getattr(config, "text_config", config)
+    return config.vocab_size * config.hidden_size
 
 
 if __name__ == "__main__":
     if len(sys.argv) == 4 and sys.argv[1] == "--worker":
         os.chdir(Path(sys.argv[3]).parent)
-        {"trl": worker_trl, "torch": worker_torch}[sys.argv[2]](json.loads(Path(sys.argv[3]).read_text()))
+        {"trl": worker_trl, "trl_packed": worker_trl_packed, "torch": worker_torch}[sys.argv[2]](json.loads(Path(sys.argv[3]).read_text()))
     else:
         main(*parse_config(Config, quick=QUICK, description=__doc__))

@@ -61,8 +61,8 @@ class EnvConfig:
     """Items of the train split written to the workspace."""
     device: str = "auto"
     """Device for training and evaluation: `auto` (CUDA when available), `cpu` or `cuda`."""
-    eval_batch_size: int = 64
-    """Prompts per batch in evaluation."""
+    eval_batch_size: int | None = None
+    """Prompts per batch in evaluation; None: 64 on a CPU, 256 on a GPU."""
     disk_quota_bytes: int = 2 * 1024**3
     """Disk space of the workspace (an ext4 image mounted there when the env runs as root; else a guard)."""
     test_seed: int | None = None

@@ -1,5 +1,6 @@
 """Batched greedy generation, fast on a CPU and a GPU: the completions `model.generate(do_sample=False)` gives,
-computed in batches with a shared few-shot prefix and finished rows leaving the batch.
+computed in batches. On a CPU, with a shared few-shot prefix and finished rows leaving the batch; on a GPU, with a
+static cache and CUDA graphs (`ptb_gym.static_generation`).
 
 Runs in the verifier process (never in the env's own): `benchmarks/eval_throughput.py` measures it against one
 `generate` call per item and against batched `model.generate`, and checks that the completions are the same.
@@ -11,7 +12,9 @@ import functools
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 
-__all__ = ["generate", "render_prompts"]
+from ptb_gym import static_generation
+
+__all__ = ["encode_prompts", "generate", "render_prompts"]
 
 
 def render_prompts(tokenizer, prompts: Sequence) -> list[str]:
@@ -26,6 +29,14 @@ def render_prompts(tokenizer, prompts: Sequence) -> list[str]:
         else:
             rendered.append("".join(f"{m['role']}: {m['content']}\n" for m in prompt) + "assistant:")
     return rendered
+
+
+def encode_prompts(tokenizer, texts: Sequence[str]) -> list[list[int]]:
+    """Token ids of prompts, with the tokenizer's special tokens, and one BOS where a chat template already wrote
+    its own (Gemma's does: its chat prompts began with two, which the model never saw in training)."""
+    ids = tokenizer(list(texts))["input_ids"]
+    bos = tokenizer.bos_token_id
+    return [row[1:] if bos is not None and row[:2] == [bos, bos] else row for row in ids]
 
 
 def cut_at_stop(text: str, stop: Sequence[str]) -> str:
@@ -43,15 +54,17 @@ def generate(model, tokenizer, prompts: Sequence[str], *, max_new_tokens: int, b
     so that little compute goes to padding; the token prefix that every prompt shares (the few-shot examples)
     goes through the model once, and the rows attend to its keys and values without each holding a copy (which
     made few-shot generation three times slower than zero-shot); and rows that have written the end-of-sequence
-    token leave the batch, so that a batch does not run at full width until its longest completion ends.
+    token leave the batch, so that a batch does not run at full width until its longest completion ends. On a GPU,
+    where a step costs its kernel launches more than its arithmetic, `ptb_gym.static_generation` decodes instead.
     """
     import torch
 
     if not prompts:
         return []
     device = next(model.parameters()).device
-    ids = tokenizer(list(prompts))["input_ids"]
-    prefix = _shared_prefix(ids)
+    ids = encode_prompts(tokenizer, prompts)
+    static = device.type == "cuda" and static_generation.supports(model)  # launch-bound there: see its module
+    prefix = [] if static else _shared_prefix(ids)
     end_ids = end_token_ids(tokenizer, stop)
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
     completions: list[str] = [""] * len(prompts)
@@ -59,8 +72,12 @@ def generate(model, tokenizer, prompts: Sequence[str], *, max_new_tokens: int, b
         skip = len(prefix) if shared else 0  # without the shared-prefix attention, every row holds its whole prompt
         for start in range(0, len(order), batch_size):
             batch = order[start : start + batch_size]
-            new_tokens = _greedy_batch(model, [ids[i][skip:] for i in batch], skip, max_new_tokens,
-                                       end_ids, tokenizer.pad_token_id, device)
+            if static:
+                new_tokens = static_generation.greedy_batch(model, [ids[i] for i in batch], max_new_tokens, end_ids,
+                                                            _pad_id(tokenizer.pad_token_id, end_ids))
+            else:
+                new_tokens = _greedy_batch(model, [ids[i][skip:] for i in batch], skip, max_new_tokens,
+                                           end_ids, tokenizer.pad_token_id, device)
             for i, text in zip(batch, tokenizer.batch_decode(new_tokens, skip_special_tokens=True)):
                 completions[i] = text
             if progress:
@@ -135,7 +152,7 @@ def _greedy_batch(model, suffixes: list[list[int]], prefix_len: int, max_new_tok
     import torch
 
     rows, width = len(suffixes), max(len(s) for s in suffixes)
-    pad = pad_id if pad_id is not None else min(end_ids, default=0)
+    pad = _pad_id(pad_id, end_ids)
     # Each suffix is padded on the left (after the prefix): the attention mask hides the pads and the positions
     # skip them, so that every row sees exactly its own prompt.
     input_ids = torch.full((rows, width), pad, dtype=torch.long)
@@ -175,6 +192,10 @@ def _greedy_batch(model, suffixes: list[list[int]], prefix_len: int, max_new_tok
         row_mask = torch.cat([row_mask, row_mask.new_ones((len(active), 1))], dim=1)
         input_ids, position_ids, next_position = next_tokens[:, None], next_position, next_position + 1
     return generated
+
+
+def _pad_id(pad_id: int | None, end_ids: frozenset[int]) -> int:
+    return pad_id if pad_id is not None else min(end_ids, default=0)
 
 
 def _causal_row_mask(row_mask, query_len: int):

@@ -142,7 +142,7 @@ def _index(task_name: str, test_seed: int, test_size: int, train_size: int, dev_
 
 
 def _base_scores(task, base_dir: Path, items: list[dict[str, Any]], harnesses: list[str], device: str,
-                 batch_size: int) -> dict[str, dict[str, Any]]:
+                 batch_size: int | None) -> dict[str, dict[str, Any]]:
     from ptb_gym import base_scores, checkpoints
     from ptb_gym.evaluation import score_checkpoint
 

@@ -1,13 +1,21 @@
-"""The bundled training recipe behind the `train` tool: TRL's SFTTrainer, full fine-tuning or LoRA.
+"""The bundled training recipe behind the `train` tool: supervised fine-tuning, full or LoRA.
 
 Run as a background job inside the sandbox::
 
     python -m ptb_gym.training run_config.json
 
 It prints `PTB_METRICS {...}` lines (step, loss, learning rate, ...) that the env parses into the loss
-curve, and saves the model with safetensors to `output_dir`. Settings are chosen for the hardware: TRL's
-`SFTConfig` defaults (bf16, gradient checkpointing) made a 3.4M-parameter model's CPU fine-tuning 12 times
-slower, so on a CPU both are off; on a GPU with bf16 support, bf16 is on.
+curve, and saves the model with safetensors to `output_dir`. Two engines, one recipe (AdamW, cosine schedule
+with warmup, gradient clipping at 1, loss on the completion tokens):
+
+- `train_loop`, ptb-gym's own, for full fine-tuning on a GPU or with `packing`: bf16 autocast, SDPA attention,
+  fused AdamW, examples packed into rows of `max_length` tokens (each attending only to itself: transformers
+  masks packed sequences from their position ids), and the LM head applied only where a loss is taken, in
+  chunks (Gemma's 262k-token vocabulary made the logits most of a step's time and memory);
+- TRL's SFTTrainer for LoRA, chat (`messages`) records and the CPU: TRL's `SFTConfig` defaults (bf16, gradient
+  checkpointing) made a 3.4M-parameter model's CPU fine-tuning 12 times slower, so on a CPU both are off.
+
+`benchmarks/train_throughput.py` measures both against a plain TRL script.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ptb_gym.generation import encode_prompts
 from ptb_gym.records import METRICS_PREFIX, RecordError, parse_jsonl
 
 JOB_STARTED = time.monotonic()  # before the heavy imports, which count against the time limit too
@@ -56,6 +65,14 @@ class TrainConfig:
     """The same in CPU-seconds of the job's process, all its threads (set under a `cpu` budget)."""
     logging_steps: int = 10
     """Steps between loss records (fewer for short runs, so that every run has a loss curve)."""
+    packing: bool = False
+    """Pack examples into rows of `max_length` tokens, `batch_size` rows a step (many examples each); otherwise a
+    step is `batch_size` examples padded to the longest."""
+
+    @property
+    def log_every(self) -> int:
+        """Steps between metric lines: `logging_steps`, or fewer where the run has under five records of them."""
+        return max(1, min(self.logging_steps, self.max_steps // 5))
 
 
 def load_records(path: Path) -> list[dict[str, Any]]:
@@ -82,7 +99,7 @@ def tokenize(records: list[dict[str, Any]], tokenizer, max_length: int) -> dict[
     if "prompt" in records[0]:
         if not all(isinstance(r["prompt"], str) and isinstance(r["completion"], str) for r in records):
             return None
-        prompt_ids = tokenizer([r["prompt"] for r in records])["input_ids"]
+        prompt_ids = encode_prompts(tokenizer, [r["prompt"] for r in records])
         loss_ids = tokenizer([with_eos(r["completion"]) for r in records], add_special_tokens=False)["input_ids"]
     elif "text" in records[0]:
         if not all(isinstance(r["text"], str) for r in records):
@@ -118,6 +135,15 @@ def main(config: TrainConfig) -> None:
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     prepared = tokenize(records, tokenizer, config.max_length)
+    if prepared and not config.lora and (on_gpu or config.packing):
+        model = AutoModelForCausalLM.from_pretrained(config.model, trust_remote_code=False, dtype=torch.float32)
+        steps = train_loop(model, prepared, config, device, tokenizer.pad_token_id)
+        model.save_pretrained(config.output_dir)
+        tokenizer.save_pretrained(config.output_dir)
+        print(f"saved model to {config.output_dir} after {steps} steps", flush=True)
+        return
+    if config.packing:
+        sys.exit("error: packing needs full fine-tuning (lora=false) of prompt/completion or text records")
     dataset = Dataset.from_dict(prepared) if prepared else \
         Dataset.from_list([{column: record[column] for column in columns} for record in records])
     model = AutoModelForCausalLM.from_pretrained(config.model, trust_remote_code=False, dtype=torch.float32)
@@ -131,14 +157,8 @@ def main(config: TrainConfig) -> None:
 
     class StopInTime(TrainerCallback):
         def on_step_end(self, args, state, control, **kwargs):
-            if config.time_limit_s is not None and time.monotonic() - JOB_STARTED > config.time_limit_s:
-                limit = f"time limit of {config.time_limit_s:.0f} s"
-            elif config.cpu_time_limit_s is not None and time.process_time() > config.cpu_time_limit_s:
-                limit = f"CPU time limit of {config.cpu_time_limit_s:.0f} CPU-seconds"
-            else:
-                return
-            print(f"{limit} reached at step {state.global_step}: stopping early and saving", flush=True)
-            control.should_training_stop = True
+            if _time_is_up(config, state.global_step):
+                control.should_training_stop = True
 
     class PrintMetrics(TrainerCallback):
         def on_log(self, args, state, control, logs=None, **kwargs):
@@ -155,7 +175,7 @@ def main(config: TrainConfig) -> None:
         lr_scheduler_type="cosine",
         warmup_steps=max(1, int(config.warmup_ratio * config.max_steps)),
         max_length=config.max_length,
-        logging_steps=max(1, min(config.logging_steps, config.max_steps // 5)),
+        logging_steps=config.log_every,
         save_strategy="no",
         report_to="none",
         seed=config.seed,
@@ -176,6 +196,106 @@ def main(config: TrainConfig) -> None:
     (Path(config.output_dir) / "training_args.bin").unlink(missing_ok=True)
     print(f"saved {'LoRA adapter' if config.lora else 'model'} to {config.output_dir} "
           f"after {trainer.state.global_step} steps in {time.time() - started:.1f} s", flush=True)
+
+
+def pack(examples: dict[str, list], row_length: int, packing: bool, seed: int) -> list[tuple[list, list, list]]:
+    """Rows of (input ids, labels, position ids) from tokenized examples in a seeded order: with `packing`, as
+    many consecutive examples as fit in `row_length` tokens (an example's position ids start at 0, which tells
+    transformers where one ends), otherwise one example a row."""
+    import random
+
+    order = list(range(len(examples["input_ids"])))
+    random.Random(seed).shuffle(order)
+    rows: list[tuple[list, list, list]] = []
+    for i in order:
+        ids, labels = examples["input_ids"][i], examples["labels"][i]
+        if not (packing and rows and len(rows[-1][0]) + len(ids) <= row_length):
+            rows.append(([], [], []))
+        rows[-1][0].extend(ids)
+        rows[-1][1].extend(labels)
+        rows[-1][2].extend(range(len(ids)))
+    return rows
+
+
+def train_loop(model, examples: dict[str, list], config: TrainConfig, device: str, pad_id: int) -> int:
+    """Full fine-tuning of `model` on tokenized examples (see the module's docstring); returns the steps taken."""
+    import torch
+    from torch.utils.checkpoint import checkpoint
+    from transformers import get_cosine_schedule_with_warmup
+
+    torch.manual_seed(config.seed)
+    model.to(device).train()
+    model.config.use_cache = False
+    decoder, head = getattr(model, model.base_model_prefix), model.get_output_embeddings()
+    softcap = getattr(model.config, "final_logit_softcapping", None)
+    rows = pack(examples, config.max_length, config.packing, config.seed)
+    on_gpu = device == "cuda"
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=0.0, fused=on_gpu)
+    schedule = get_cosine_schedule_with_warmup(optimizer, max(1, int(config.warmup_ratio * config.max_steps)),
+                                               config.max_steps)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=on_gpu and torch.cuda.is_bf16_supported())
+    chunk_rows = max(1, 2**28 // head.weight.shape[0])  # a chunk's fp32 logits: 1 GiB
+
+    def chunk_loss(hidden, targets):
+        logits = head(hidden).float()
+        if softcap:
+            logits = torch.tanh(logits / softcap) * softcap
+        return torch.nn.functional.cross_entropy(logits, targets, reduction="sum")
+
+    started, tokens, loss_tokens, epoch_order = time.time(), 0, 0, []
+    generator = torch.Generator().manual_seed(config.seed)
+    for step in range(1, config.max_steps + 1):
+        if len(epoch_order) < config.batch_size:
+            epoch_order += torch.randperm(len(rows), generator=generator).tolist()
+        batch = [rows[i] for i in epoch_order[: config.batch_size]]
+        del epoch_order[: config.batch_size]
+        width = max(len(ids) for ids, _, _ in batch)
+        # Padding is a packed sequence of its own (positions from 0) without a loss: no attention mask needed.
+        padded = lambda column, fill: torch.tensor([row[column] + fill(width - len(row[column])) for row in batch])
+        input_ids = padded(0, lambda n: [pad_id] * n).to(device)
+        labels = padded(1, lambda n: [-100] * n).to(device)
+        positions = padded(2, lambda n: list(range(n))).to(device)
+        with autocast:
+            hidden = decoder(input_ids=input_ids, position_ids=positions, use_cache=False).last_hidden_state
+            hidden, targets = hidden[:, :-1], labels[:, 1:]
+            taken = targets != -100
+            hidden, targets = hidden[taken], targets[taken]
+            total = sum(checkpoint(chunk_loss, hidden[i: i + chunk_rows], targets[i: i + chunk_rows],
+                                   use_reentrant=False) for i in range(0, len(targets), chunk_rows))
+            loss = total / max(1, len(targets))
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad(set_to_none=True)
+        tokens += sum(len(ids) for ids, _, _ in batch)
+        loss_tokens += len(targets)
+        last = step == config.max_steps or _time_is_up(config, step)
+        if step % config.log_every == 0 or last:
+            print(METRICS_PREFIX + json.dumps({
+                "step": step, "max_steps": config.max_steps, "time_s": round(time.time() - started, 2),
+                "loss": round(loss.item(), 6), "grad_norm": round(float(grad_norm), 6),
+                "learning_rate": schedule.get_last_lr()[0], "num_tokens": tokens, "loss_tokens": loss_tokens,
+                "epoch": round(step * config.batch_size / len(rows), 4)}), flush=True)
+        if last:
+            runtime = time.time() - started  # what Trainer reports as train_runtime (benchmarks/episode.py reads it)
+            print(METRICS_PREFIX + json.dumps({"step": step, "max_steps": config.max_steps, "time_s": round(runtime, 2),
+                                               "train_runtime": round(runtime, 4),
+                                               "train_tokens_per_s": round(tokens / runtime, 1)}), flush=True)
+            return step
+    return config.max_steps
+
+
+def _time_is_up(config: TrainConfig, step: int) -> bool:
+    """Whether a time limit has passed (saying so): the job then stops early and saves."""
+    if config.time_limit_s is not None and time.monotonic() - JOB_STARTED > config.time_limit_s:
+        limit = f"time limit of {config.time_limit_s:.0f} s"
+    elif config.cpu_time_limit_s is not None and time.process_time() > config.cpu_time_limit_s:
+        limit = f"CPU time limit of {config.cpu_time_limit_s:.0f} CPU-seconds"
+    else:
+        return False
+    print(f"{limit} reached at step {step}: stopping early and saving", flush=True)
+    return True
 
 
 def load_config(path: str) -> TrainConfig:

@@ -1,4 +1,5 @@
-"""The train, evaluate and submit tools on the real trainer (TRL) and a real model, on CPU."""
+"""The train, evaluate and submit tools on the real trainers (TRL's, and ptb-gym's own packed loop) and a real
+model, on CPU."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ def _sft_data(env, root, n=64):
 
 @pytest.mark.parametrize("lora", [False, True], ids=["full", "lora"])
 def test_train_evaluate_submit(make_env, lora):
+    """TRL's SFTTrainer, the CPU's engine for full fine-tuning and LoRA."""
     env = make_env()
     _, info = env.reset(seed=0)
     root = info["workspace"]
@@ -76,3 +78,54 @@ def test_truncation_scores_final_model(make_env):
     assert truncated and info["failure"] is None
     assert info["checkpoint"] == "final_model"
     assert info["scores"]["zero_shot_strict"]["score"] >= 0.0
+
+
+def test_packed_training_through_the_tool(make_env):
+    """ptb-gym's own loop (the GPU's engine, and the CPU's with packing): a loss curve that falls, counted tokens,
+    a checkpoint that scores."""
+    env = make_env()
+    _, info = env.reset(seed=0)
+    root = info["workspace"]
+    _sft_data(env, root, n=200)
+    obs, *_ = env.step(call("train", data="data/sft.jsonl", lora=True, packing=True))
+    assert "packing is for full fine-tuning" in obs
+    obs, _, _, _, info = env.step(call("train", data="data/sft.jsonl", output_dir="final_model", max_steps=20,
+                                       batch_size=4, max_length=256, packing=True))
+    assert "SFT (full, packed)" in obs
+    obs, _, _, _, info = env.step(call("wait", job_id=info["job"]["id"], timeout_s=300))
+    assert info["job"]["state"] == "succeeded", obs
+    curve = info["loss_curve"]
+    assert [p["step"] for p in curve] == [4, 8, 12, 16, 20] and curve[-1]["loss"] < curve[0]["loss"]
+    assert "model.safetensors" in os.listdir(os.path.join(root, "final_model"))
+    obs, reward, terminated, _, info = env.step(call("submit"))
+    assert terminated and info["failure"] is None and info["valid"], obs
+
+
+def test_packed_examples_attend_only_to_themselves():
+    """A packed row's hidden states are each example's own: transformers masks packed sequences by their position
+    ids (which `pack` restarts at 0 per example), with padding after them too."""
+    import torch
+    from ptb_gym.envs import load_task
+    from transformers import AutoModelForCausalLM
+
+    from ptb_gym.training import pack
+
+    model = AutoModelForCausalLM.from_pretrained(load_task("math-v0").embedded_model).eval()
+    decoder = getattr(model, model.base_model_prefix)
+    examples = {"input_ids": [[5, 6, 7, 8], [9, 10, 11], [12, 13, 14, 15, 16], [17, 18]],
+                "labels": [[-100, 6, 7, 8], [-100, -100, 11], [12, 13, 14, 15, 16], [-100, 18]]}
+    rows = pack(examples, row_length=8, packing=True, seed=0)
+    assert len(rows) < 4 and all(len(ids) <= 8 for ids, _, _ in rows)
+    segments = []
+    for ids, labels, positions in rows:
+        starts = [i for i, p in enumerate(positions) if p == 0] + [len(ids)]
+        segments += [(ids[a:b], labels[a:b]) for a, b in zip(starts, starts[1:])]
+        assert positions == [p for a, b in zip(starts, starts[1:]) for p in range(b - a)]
+        with torch.no_grad():
+            packed = decoder(input_ids=torch.tensor([ids + [0, 0]]), position_ids=torch.tensor([positions + [0, 1]]),
+                             use_cache=False).last_hidden_state[0]
+            for a, b in zip(starts, starts[1:]):
+                alone = decoder(input_ids=torch.tensor([ids[a:b]]), use_cache=False).last_hidden_state[0]
+                torch.testing.assert_close(packed[a:b], alone, atol=1e-5, rtol=1e-4)
+    assert sorted(segments) == sorted(zip(examples["input_ids"], examples["labels"]))
+    assert sorted(len(ids) for ids, _, _ in pack(examples, row_length=8, packing=False, seed=0)) == [2, 3, 4, 5]

@@ -1,4 +1,4 @@
-"""The train tool: the bundled TRL recipe (SFT, full fine-tuning or LoRA) as a background job.
+"""The train tool: the bundled SFT recipe (full fine-tuning or LoRA, `ptb_gym.training`) as a background job.
 
 The job never reads its inputs from the workspace: the data file is copied (through the path gate, bounded) with
 the run's config into the episode's `inputs/` directory, outside the workspace and read-only in the sandbox. What
@@ -38,8 +38,9 @@ def train(
     batch_size: int = 16,
     max_length: int = 256,
     model: str = "base_model",
+    packing: bool = False,
 ) -> ToolResult:
-    """Fine-tune with TRL's SFTTrainer in the background; returns a job id (follow it with wait or job_status).
+    """Fine-tune in the background (AdamW, cosine schedule); returns a job id (follow it with wait or job_status).
 
     Args:
         data: JSONL file of {"prompt", "completion"} records (loss on the completion), {"text"} or {"messages"} records.
@@ -51,12 +52,17 @@ def train(
         batch_size: Examples per step.
         max_length: Longest tokenized example; longer ones are truncated.
         model: Checkpoint to start from: "base_model" or an earlier output directory.
+        packing: Pack examples into rows of max_length tokens (batch_size rows a step, each example attending only to
+            itself): many short examples a step at the cost of one. Full fine-tuning of prompt/completion or text
+            records only.
     """
     workspace = episode.workspace
     for name, value, low, high in (("max_steps", max_steps, 1, 10**7), ("batch_size", batch_size, 1, 4096),
                                    ("lora_rank", lora_rank, 1, 1024), ("max_length", max_length, 8, 1 << 20)):
         if not low <= value <= high:
             raise ToolError(f"{name} must be between {low} and {high}, got {value}.")
+    if packing and lora:
+        raise ToolError("packing is for full fine-tuning: set lora=false, or packing=false to train a LoRA adapter.")
     if not 0 < learning_rate < 1:
         raise ToolError(f"learning_rate must be between 0 and 1, got {learning_rate}.")
     model_path = workspace.check(model)
@@ -76,7 +82,7 @@ def train(
     config = TrainConfig(
         data=str(data_copy), model=model_path, output_dir=output_path, lora=lora, lora_rank=lora_rank,
         learning_rate=learning_rate, max_steps=max_steps, batch_size=batch_size, max_length=max_length,
-        seed=episode.seed, device=episode.config.device,
+        packing=packing, seed=episode.seed, device=episode.config.device,
         **_time_limit(episode.budget),
     )
     config_path = inputs / "config.json"
@@ -86,7 +92,8 @@ def train(
                               meta={"output_dir": output_path, "config": str(config_path)})
     episode.warm_verifier()  # the model will be scored: start the verifier while the job runs
     return ToolResult(
-        f"Started {job.id}: SFT ({'LoRA' if lora else 'full'}) on {data} for {max_steps} steps -> "
+        f"Started {job.id}: SFT ({'LoRA' if lora else 'full'}{', packed' if packing else ''}) on {data} for "
+        f"{max_steps} steps -> "
         f"{output_path}\n{describe(job)}\nFollow it with wait(\"{job.id}\") or job_status(\"{job.id}\").",
         {"job": job.summary()},
     )
