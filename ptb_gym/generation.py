@@ -8,7 +8,6 @@ Runs in the verifier process (never in the env's own): `benchmarks/eval_throughp
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 
@@ -66,6 +65,7 @@ def generate(model, tokenizer, prompts: Sequence[str], *, max_new_tokens: int, b
     static = device.type == "cuda" and static_generation.supports(model)  # launch-bound there: see its module
     prefix = [] if static else _shared_prefix(ids)
     end_ids = end_token_ids(tokenizer, stop)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(end_ids, default=0)
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
     completions: list[str] = [""] * len(prompts)
     with torch.inference_mode(), _cpu_threads(model, device), _prefix_attention(model, prefix, ids[0], device) as shared:
@@ -73,11 +73,10 @@ def generate(model, tokenizer, prompts: Sequence[str], *, max_new_tokens: int, b
         for start in range(0, len(order), batch_size):
             batch = order[start : start + batch_size]
             if static:
-                new_tokens = static_generation.greedy_batch(model, [ids[i] for i in batch], max_new_tokens, end_ids,
-                                                            _pad_id(tokenizer.pad_token_id, end_ids))
+                new_tokens = static_generation.greedy_batch(model, [ids[i] for i in batch], max_new_tokens, end_ids, pad)
             else:
-                new_tokens = _greedy_batch(model, [ids[i][skip:] for i in batch], skip, max_new_tokens,
-                                           end_ids, tokenizer.pad_token_id, device)
+                new_tokens = _greedy_batch(model, [ids[i][skip:] for i in batch], skip, max_new_tokens, end_ids, pad,
+                                           device)
             for i, text in zip(batch, tokenizer.batch_decode(new_tokens, skip_special_tokens=True)):
                 completions[i] = text
             if progress:
@@ -107,15 +106,11 @@ def _shared_prefix(ids: list[list[int]]) -> list[int]:
 
 def _forward(model, cache, **inputs):
     """The next-token logits of the last position, with `cache` extended in place."""
-    return model(**inputs, use_cache=True, logits_to_keep=1, **{_cache_argument(type(model)): cache}).logits[:, -1, :]
+    return model(**inputs, use_cache=True, logits_to_keep=1, **{_cache_argument(model): cache}).logits[:, -1, :]
 
 
-@functools.cache
-def _cache_argument(model_class: type) -> str:
-    # transformers 5.2x renamed the forward's `past_key_values` to `cache` (the old name warns until 5.40).
-    import inspect
-
-    return "cache" if "cache" in inspect.signature(model_class.forward).parameters else "past_key_values"
+def _cache_argument(model) -> str:
+    return static_generation.forward_parameter(type(model), "cache", "past_key_values")
 
 
 def _new_cache(model):
@@ -145,14 +140,13 @@ def end_token_ids(tokenizer, stop: Sequence[str] = ()) -> frozenset[int]:
 
 
 def _greedy_batch(model, suffixes: list[list[int]], prefix_len: int, max_new_tokens: int, end_ids: frozenset[int],
-                  pad_id: int | None, device) -> list[list[int]]:
+                  pad: int, device) -> list[list[int]]:
     """Greedy decoding of one batch of prompts, each a shared prefix of `prefix_len` tokens (held by the attention
     modules, see `_prefix_attention`; none if 0) and then its suffix. Returns each row's new tokens up to and
     including the end token, as `model.generate` writes them."""
     import torch
 
     rows, width = len(suffixes), max(len(s) for s in suffixes)
-    pad = _pad_id(pad_id, end_ids)
     # Each suffix is padded on the left (after the prefix): the attention mask hides the pads and the positions
     # skip them, so that every row sees exactly its own prompt.
     input_ids = torch.full((rows, width), pad, dtype=torch.long)
@@ -192,10 +186,6 @@ def _greedy_batch(model, suffixes: list[list[int]], prefix_len: int, max_new_tok
         row_mask = torch.cat([row_mask, row_mask.new_ones((len(active), 1))], dim=1)
         input_ids, position_ids, next_position = next_tokens[:, None], next_position, next_position + 1
     return generated
-
-
-def _pad_id(pad_id: int | None, end_ids: frozenset[int]) -> int:
-    return pad_id if pad_id is not None else min(end_ids, default=0)
 
 
 def _causal_row_mask(row_mask, query_len: int):

@@ -15,22 +15,28 @@ Without a GPU (`graphs=False`) the same steps run eagerly, which is how the test
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Sequence
 
-__all__ = ["greedy_batch", "supports"]
+__all__ = ["forward_parameter", "greedy_batch", "supports"]
 
 # Rows finished is checked (a device-to-host copy, which waits for the GPU) once per this many steps.
 _CHECK_DONE_EVERY = 32
 # Eager steps before the capture: the first calls allocate workspaces (cuBLAS, the caching allocator).
 _WARMUP_STEPS = 2
+# The layer types whose masks `_Decoder._masks` builds.
+_MASKS = ("full_attention", "sliding_attention")
 # Share of the GPU's free memory the cache of one batch may take (rows are split into several batches beyond it).
 _CACHE_MEMORY_SHARE = 0.4
 
 
 def supports(model) -> bool:
-    """Whether the model's attention takes the masks this decoder builds (SDPA or eager attention)."""
-    return getattr(model.config, "_attn_implementation", None) in ("sdpa", "eager")
+    """Whether the model's attention takes the masks this decoder builds: SDPA or eager attention, over all
+    earlier tokens or a sliding window (not chunks, not other kernels)."""
+    config = model.config
+    kinds = set(getattr(config, "layer_types", None) or [])
+    return getattr(config, "_attn_implementation", None) in ("sdpa", "eager") and kinds <= set(_MASKS)
 
 
 def greedy_batch(model, prompts: Sequence[list[int]], max_new_tokens: int, end_ids: frozenset[int], pad_id: int,
@@ -101,8 +107,8 @@ class _Decoder:
         self.layer_types = sorted(set(getattr(config, "layer_types", None) or []))
         self.window = getattr(config, "sliding_window", None)
         self.boolean_masks = config._attn_implementation == "sdpa"
-        self.cache_argument = _parameter(type(model), "cache", "past_key_values")
-        self.takes_cache_position = _parameter(type(model), "cache_position") is not None
+        self.cache_argument = forward_parameter(type(model), "cache", "past_key_values")
+        self.takes_cache_position = forward_parameter(type(model), "cache_position") is not None
 
     def run(self, graphs: bool) -> list[list[int]]:
         import torch
@@ -192,7 +198,8 @@ def _rows_that_fit(model, length: int, rows: int) -> int:
     return max(1, min(rows, int(_CACHE_MEMORY_SHARE * free // per_row)))
 
 
-def _parameter(model_class: type, *names: str) -> str | None:
+@functools.cache
+def forward_parameter(model_class: type, *names: str) -> str | None:
     """The first of `names` that the model's forward takes (transformers 5.2x renamed `past_key_values` to
     `cache` and dropped `cache_position`)."""
     parameters = inspect.signature(model_class.forward).parameters
