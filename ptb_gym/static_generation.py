@@ -36,7 +36,9 @@ def supports(model) -> bool:
     earlier tokens or a sliding window (not chunks, not other kernels)."""
     config = model.config
     kinds = set(getattr(config, "layer_types", None) or [])
-    return getattr(config, "_attn_implementation", None) in ("sdpa", "eager") and kinds <= set(_MASKS)
+    window = getattr(config, "sliding_window", None)
+    windowed = "sliding_attention" not in kinds or (isinstance(window, int) and window > 0)
+    return getattr(config, "_attn_implementation", None) in ("sdpa", "eager") and kinds <= set(_MASKS) and windowed
 
 
 def greedy_batch(model, prompts: Sequence[list[int]], max_new_tokens: int, end_ids: frozenset[int], pad_id: int,

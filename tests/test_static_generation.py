@@ -64,3 +64,15 @@ def test_the_graphed_decoder_on_a_gpu_writes_what_generate_writes(tmp_path, arch
                                    eos_token_id=sorted(ends), pad_token_id=tokenizer.pad_token_id)[0, len(row):].tolist()
                     for row in ids]
     assert graphed == eager == expected
+
+
+def test_a_checkpoint_whose_config_the_decoder_cannot_mask_falls_back(tmp_path):
+    """A submitted checkpoint's config is the agent's: layer types or a window it does not build masks for send
+    generation to the general decoder, rather than failing in it."""
+    model = AutoModelForCausalLM.from_pretrained(tiny_checkpoint("gemma3_text", tmp_path / "gemma")).eval()
+    assert static_generation.supports(model)
+    model.config.sliding_window = None
+    assert not static_generation.supports(model)
+    model.config.sliding_window = 32
+    model.config.layer_types = ["chunked_attention", "full_attention"]
+    assert not static_generation.supports(model)
