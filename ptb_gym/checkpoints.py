@@ -114,8 +114,16 @@ def load_model(path: Path, base_dir: Path, device: str = "cpu") -> torch.nn.Modu
             raise ToolError(f"the adapter in {path.name}/ could not be loaded and merged "
                             f"({type(error).__name__}: {error}); save a LoRA adapter with save_pretrained()") from None
     else:
+        from transformers.initialization import no_init_weights
+
         config = AutoConfig.from_pretrained(base_dir, trust_remote_code=False)
-        model = AutoModelForCausalLM.from_config(config, trust_remote_code=False, dtype=torch.float32)
+        # Random initialisation was 60% of a load: zeros instead, so that a weight the checkpoint does not set
+        # (a tied one it breaks, say) holds the same values on every load, not whatever memory held.
+        with no_init_weights():
+            model = AutoModelForCausalLM.from_config(config, trust_remote_code=False, dtype=torch.float32)
+        with torch.no_grad():
+            for weight in model.parameters():
+                weight.zero_()
         state = _read_state(path)
         expected = model.state_dict()
         wrong = {k: (tuple(v.shape), tuple(expected[k].shape)) for k, v in state.items()
@@ -286,6 +294,8 @@ def _check_tokenizer(checkpoint: Path, base_dir: Path) -> Flag | None:
     if not (mine.is_file() and theirs.is_file()):
         return None
     try:
+        if mine.stat().st_size == theirs.stat().st_size and mine.read_bytes() == theirs.read_bytes():
+            return None  # the same file (as the train tool saves it): parsing Gemma's took 2.4 s
         submitted, base = json.loads(mine.read_text()), json.loads(theirs.read_text())
     except (OSError, ValueError, UnicodeDecodeError, RecursionError):
         return Flag("lineage", "the submission's tokenizer.json is not valid JSON", {"file": "tokenizer.json"})

@@ -118,14 +118,9 @@ def tokenize(records: list[dict[str, Any]], tokenizer, max_length: int) -> dict[
 
 
 def main(config: TrainConfig) -> None:
-    import datasets
     import torch
-    from datasets import Dataset
-    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
-    from transformers.trainer_callback import PrinterCallback
-    from trl import SFTConfig, SFTTrainer
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    datasets.disable_progress_bars()
     device = config.device if config.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     on_gpu = device == "cuda"
     records = load_records(Path(config.data))
@@ -144,6 +139,13 @@ def main(config: TrainConfig) -> None:
         return
     if config.packing:
         sys.exit("error: packing needs full fine-tuning (lora=false) of prompt/completion or text records")
+    import datasets  # TRL's path only: with datasets, 3.3 s of imports that the own loop does not need
+    from datasets import Dataset
+    from transformers import TrainerCallback
+    from transformers.trainer_callback import PrinterCallback
+    from trl import SFTConfig, SFTTrainer
+
+    datasets.disable_progress_bars()
     dataset = Dataset.from_dict(prepared) if prepared else \
         Dataset.from_list([{column: record[column] for column in columns} for record in records])
     model = AutoModelForCausalLM.from_pretrained(config.model, trust_remote_code=False, dtype=torch.float32)

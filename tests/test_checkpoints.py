@@ -96,3 +96,40 @@ def test_sizes_are_checked_before_anything_is_allocated(tmp_path):
     with pytest.raises(ToolError, match="truncated"):
         checkpoints.checkpoint_kind(truncated, BASE)
     assert checkpoints.checkpoint_kind(BASE, BASE) == "full"
+
+
+def test_a_load_sets_every_weight_from_the_checkpoint_or_refuses_it(tmp_path):
+    """Models are built without initialising their weights: each one must come from the file (or be refused)."""
+    from safetensors.torch import load_file, save_file
+
+    model = checkpoints.load_model(BASE, BASE)
+    saved = load_file(BASE / "model.safetensors")
+    assert all(torch.equal(model.state_dict()[name], tensor) for name, tensor in saved.items())
+
+    short = tmp_path / "short"
+    short.mkdir()
+    for file in BASE.glob("*.json"):
+        (short / file.name).write_bytes(file.read_bytes())
+    dropped = next(name for name in saved if "mlp" in name)
+    save_file({k: v for k, v in saved.items() if k != dropped}, short / "model.safetensors")
+    with pytest.raises(IntegrityViolation, match="do not fit") as refused:
+        checkpoints.load_model(short, BASE)
+    assert refused.value.flag.evidence["missing"] == [dropped]
+
+
+def test_a_saved_tokenizer_is_compared_by_its_vocabulary_not_its_bytes(tmp_path):
+    import json
+
+    base = json.loads((BASE / "tokenizer.json").read_text())
+    (tmp_path / "tokenizer.json").write_text(json.dumps(base, indent=1))  # the same tokenizer, written otherwise
+    assert checkpoints._check_tokenizer(tmp_path, BASE) is None
+    (tmp_path / "tokenizer.json").write_bytes((BASE / "tokenizer.json").read_bytes())
+    assert checkpoints._check_tokenizer(tmp_path, BASE) is None
+    vocab = base["model"]["vocab"]
+    first = next(iter(vocab)) if isinstance(vocab, dict) else 0
+    if isinstance(vocab, dict):
+        vocab["renamed"] = vocab.pop(first)
+    else:
+        vocab[first] = ["renamed", vocab[first][1]]
+    (tmp_path / "tokenizer.json").write_text(json.dumps(base))
+    assert checkpoints._check_tokenizer(tmp_path, BASE).check == "lineage"
