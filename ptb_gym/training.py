@@ -10,8 +10,9 @@ with warmup, gradient clipping at 1, loss on the completion tokens):
 
 - `train_loop`, ptb-gym's own, for full fine-tuning on a GPU or with `packing`: bf16 autocast, SDPA attention,
   fused AdamW, examples packed into rows of `max_length` tokens (each attending only to itself: transformers
-  masks packed sequences from their position ids), and the LM head applied only where a loss is taken, in
-  chunks (Gemma's 262k-token vocabulary made the logits most of a step's time and memory);
+  masks packed sequences from their position ids), and the LM head applied only where a loss is taken, with
+  its cross-entropy in one chunked pass (`ptb_gym.linear_cross_entropy`: Gemma's 262k-token vocabulary made
+  the logits most of a step's time and memory);
 - TRL's SFTTrainer for LoRA, chat (`messages`) records and the CPU: TRL's `SFTConfig` defaults (bf16, gradient
   checkpointing) made a 3.4M-parameter model's CPU fine-tuning 12 times slower, so on a CPU both are off.
 
@@ -130,15 +131,17 @@ def main(config: TrainConfig) -> None:
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     prepared = tokenize(records, tokenizer, config.max_length)
-    if prepared and not config.lora and (on_gpu or config.packing):
-        model = AutoModelForCausalLM.from_pretrained(config.model, trust_remote_code=False, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(config.model, trust_remote_code=False, dtype=torch.float32)
+    unbiased_head = getattr(model.get_output_embeddings(), "bias", None) is None  # what linear_cross_entropy takes
+    if prepared and not config.lora and unbiased_head and (on_gpu or config.packing):
         steps = train_loop(model, prepared, config, device, tokenizer.pad_token_id)
         model.save_pretrained(config.output_dir)
         tokenizer.save_pretrained(config.output_dir)
         print(f"saved model to {config.output_dir} after {steps} steps", flush=True)
         return
     if config.packing:
-        sys.exit("error: packing needs full fine-tuning (lora=false) of prompt/completion or text records")
+        sys.exit("error: packing needs full fine-tuning (lora=false) of prompt/completion or text records, and a "
+                 "model whose LM head has no bias")
     import datasets  # TRL's path only: with datasets, 3.3 s of imports that the own loop does not need
     from datasets import Dataset
     from transformers import TrainerCallback
@@ -148,7 +151,6 @@ def main(config: TrainConfig) -> None:
     datasets.disable_progress_bars()
     dataset = Dataset.from_dict(prepared) if prepared else \
         Dataset.from_list([{column: record[column] for column in columns} for record in records])
-    model = AutoModelForCausalLM.from_pretrained(config.model, trust_remote_code=False, dtype=torch.float32)
 
     peft_config = None
     if config.lora:
@@ -222,8 +224,9 @@ def pack(examples: dict[str, list], row_length: int, packing: bool, seed: int) -
 def train_loop(model, examples: dict[str, list], config: TrainConfig, device: str, pad_id: int) -> int:
     """Full fine-tuning of `model` on tokenized examples (see the module's docstring); returns the steps taken."""
     import torch
-    from torch.utils.checkpoint import checkpoint
     from transformers import get_cosine_schedule_with_warmup
+
+    from ptb_gym.linear_cross_entropy import linear_cross_entropy
 
     torch.manual_seed(config.seed)
     model.to(device).train()
@@ -237,12 +240,6 @@ def train_loop(model, examples: dict[str, list], config: TrainConfig, device: st
                                                config.max_steps)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=on_gpu and torch.cuda.is_bf16_supported())
     chunk_rows = max(1, 2**28 // head.weight.shape[0])  # a chunk's fp32 logits: 1 GiB
-
-    def chunk_loss(hidden, targets):
-        logits = head(hidden).float()
-        if softcap:
-            logits = torch.tanh(logits / softcap) * softcap
-        return torch.nn.functional.cross_entropy(logits, targets, reduction="sum")
 
     started, tokens, loss_tokens, epoch_order = time.time(), 0, 0, []
     generator = torch.Generator().manual_seed(config.seed)
@@ -262,9 +259,7 @@ def train_loop(model, examples: dict[str, list], config: TrainConfig, device: st
             hidden, targets = hidden[:, :-1], labels[:, 1:]
             taken = targets != -100
             hidden, targets = hidden[taken], targets[taken]
-            total = sum(checkpoint(chunk_loss, hidden[i: i + chunk_rows], targets[i: i + chunk_rows],
-                                   use_reentrant=False) for i in range(0, len(targets), chunk_rows))
-            loss = total / max(1, len(targets))
+            loss = linear_cross_entropy(hidden, head.weight, targets, softcap, chunk_rows) / max(1, len(targets))
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()

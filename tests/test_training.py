@@ -129,3 +129,25 @@ def test_packed_examples_attend_only_to_themselves():
                 torch.testing.assert_close(packed[a:b], alone, atol=1e-5, rtol=1e-4)
     assert sorted(segments) == sorted(zip(examples["input_ids"], examples["labels"]))
     assert sorted(len(ids) for ids, _, _ in pack(examples, row_length=8, packing=False, seed=0)) == [2, 3, 4, 5]
+
+
+@pytest.mark.parametrize("softcap", [None, 30.0])
+def test_the_fused_head_loss_has_the_plain_loss_and_gradients(softcap):
+    """`linear_cross_entropy` (chunks, gradients made in the forward pass) against logits, cross-entropy and
+    autograd done plainly: the same loss and the same gradients for the hidden states and the head."""
+    import torch
+
+    from ptb_gym.linear_cross_entropy import linear_cross_entropy
+
+    torch.manual_seed(0)
+    hidden = torch.randn(37, 16, requires_grad=True)
+    weight = torch.randn(50, 16, requires_grad=True)
+    targets = torch.randint(0, 50, (37,))
+    logits = hidden.double() @ weight.double().T  # the plain way in float64: the fused one's error is fp32's
+    logits = torch.tanh(logits / softcap) * softcap if softcap else logits
+    plain = torch.nn.functional.cross_entropy(logits, targets, reduction="sum")
+    expected = torch.autograd.grad(3 * plain, (hidden, weight))
+    fused = linear_cross_entropy(hidden, weight, targets, softcap, chunk_rows=8)  # 37 rows: a ragged last chunk
+    torch.testing.assert_close(fused, plain.float())
+    for got, want in zip(torch.autograd.grad(3 * fused, (hidden, weight)), expected):
+        torch.testing.assert_close(got, want.float())

@@ -1,0 +1,51 @@
+"""The LM head and its cross-entropy in one pass, for the `train` tool's own loop (`ptb_gym.training`).
+
+A 262k-token vocabulary (Gemma 3) makes the logits most of a small model's training step, in time and memory:
+16 x 1,024 tokens of fp32 logits are 17 GiB. Here they are made a chunk of rows at a time and each chunk's
+gradients are computed at once, so the full logits are never held and never recomputed for the backward pass
+(checkpointing each chunk's loss did: a third more of the head's work). Liger-Kernel's fused linear
+cross-entropy does the same in Triton; this is plain PyTorch, so it runs wherever the model does.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+class _LinearCrossEntropy(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, hidden, weight, targets, softcap, chunk_rows):
+        grad_hidden = torch.empty_like(hidden)
+        grad_weight = torch.zeros_like(weight, dtype=torch.float32)
+        total = torch.zeros((), device=hidden.device, dtype=torch.float32)
+        for start in range(0, len(targets), chunk_rows):
+            rows, target = hidden[start: start + chunk_rows], targets[start: start + chunk_rows]
+            raw = rows @ weight.T  # bf16 under autocast: the products in bf16, the softmax below in fp32
+            logits = raw.float()
+            if softcap:
+                capped = torch.tanh(logits / softcap)
+                logits = capped * softcap
+            log_norm = torch.logsumexp(logits, dim=-1)
+            total += (log_norm - logits.gather(1, target[:, None]).squeeze(1)).sum()
+            grad = logits.sub_(log_norm[:, None]).exp_()  # the softmax, in the logits' memory
+            grad[torch.arange(len(target), device=grad.device), target] -= 1
+            if softcap:
+                grad.mul_(1 - capped.square_())  # d(softcap * tanh(x / softcap)) / dx
+            grad = grad.to(raw.dtype)
+            grad_hidden[start: start + chunk_rows] = grad @ weight
+            grad_weight += grad.T @ rows
+        ctx.save_for_backward(grad_hidden, grad_weight.to(weight.dtype))
+        return total
+
+    @staticmethod
+    def backward(ctx, grad_total):
+        grad_hidden, grad_weight = ctx.saved_tensors
+        return grad_hidden * grad_total, grad_weight * grad_total, None, None, None
+
+
+def linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, softcap: float | None,
+                         chunk_rows: int) -> torch.Tensor:
+    """The summed cross-entropy of `hidden @ weight.T` against `targets` (rows, no ignored ones), with Gemma's
+    final logit soft-capping where `softcap` is set, `chunk_rows` rows at a time; differentiable in `hidden` and
+    `weight`."""
+    return _LinearCrossEntropy.apply(hidden, weight, targets, softcap, chunk_rows)
