@@ -1,7 +1,7 @@
 """The LM head and its cross-entropy in one pass, for the `train` tool's own loop (`ptb_gym.training`).
 
 A 262k-token vocabulary (Gemma 3) makes the logits most of a small model's training step, in time and memory:
-16 x 1,024 tokens of fp32 logits are 17 GiB. Here they are made a chunk of rows at a time and each chunk's
+16 x 1,024 tokens of fp32 logits are 16 GiB. Here they are made a chunk of rows at a time and each chunk's
 gradients are computed at once, so the full logits are never held and never recomputed for the backward pass
 (checkpointing each chunk's loss did: a third more of the head's work). Liger-Kernel's fused linear
 cross-entropy does the same in Triton; this is plain PyTorch, so it runs wherever the model does.
