@@ -103,32 +103,42 @@ def machine() -> dict[str, Any]:
 
 
 def make_model(name: str, directory: Path) -> Path:
-    """The model to benchmark: the embedded base model, a random Qwen2.5-0.5B-shaped one, or a local checkpoint."""
+    """The model to benchmark: the embedded base model, a random model of a known shape (`SHAPES`), or a local
+    checkpoint."""
     from ptb_gym.envs import load_task
 
     embedded = load_task("math-v0").embedded_model
     if name == "embedded":
         return embedded
-    if name != "qwen2.5-0.5b":
+    if name not in SHAPES:
         return Path(name)
     import torch
-    from transformers import AutoModelForCausalLM, Qwen2Config
+    from transformers import AutoConfig, AutoModelForCausalLM
 
-    # Qwen/Qwen2.5-0.5B's config.json; throughput does not depend on the weights, so they are random.
-    target = directory / "qwen2.5-0.5b-random"
+    target = directory / f"{name}-random"
     if (target / "model.safetensors").exists():  # made by an earlier run in the same directory
         return target
-    config = Qwen2Config(hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14,
-                         num_key_value_heads=2, vocab_size=151_936, max_position_embeddings=32_768,
-                         rope_theta=1_000_000.0, rms_norm_eps=1e-6, tie_word_embeddings=True, bos_token_id=0,
-                         eos_token_id=0, pad_token_id=0)
     torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_config(AutoConfig.for_model(**SHAPES[name]), dtype=torch.float32)
     model.save_pretrained(target)
     # The embedded tokenizer: its ids are a subset of the vocabulary, and the data stay the same.
     for file in embedded.glob("tokenizer*"):
         shutil.copy(file, target / file.name)
     return target
+
+
+# The config.json of real checkpoints; throughput does not depend on the weights, so `make_model` makes them random.
+SHAPES = {
+    "qwen2.5-0.5b": dict(  # Qwen/Qwen2.5-0.5B: 494M parameters
+        model_type="qwen2", hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14,
+        num_key_value_heads=2, vocab_size=151_936, max_position_embeddings=32_768, rope_theta=1_000_000.0,
+        rms_norm_eps=1e-6, tie_word_embeddings=True, bos_token_id=0, eos_token_id=0, pad_token_id=0),
+    "gemma-3-270m": dict(  # google/gemma-3-270m: 268M parameters, 168M of them the 262k-token embedding
+        model_type="gemma3_text", hidden_size=640, intermediate_size=2048, num_hidden_layers=18,
+        num_attention_heads=4, num_key_value_heads=1, head_dim=256, vocab_size=262_144, sliding_window=512,
+        max_position_embeddings=32_768, query_pre_attn_scalar=256, rope_theta=1_000_000.0, rms_norm_eps=1e-6,
+        tie_word_embeddings=True, bos_token_id=2, eos_token_id=1, pad_token_id=0),
+}
 
 
 def matmul_parameters(model_dir: Path) -> tuple[int, int, int, int]:

@@ -62,13 +62,13 @@ class Config:
     """`auto` (the verifier's: bf16 on a GPU, fp32 on a CPU), `float32` or `bfloat16`."""
     device: str = "cpu"
     model: str = "embedded"
-    """`embedded`, `qwen2.5-0.5b` (random weights) or a local checkpoint directory."""
+    """`embedded`, a shape of `common.SHAPES` (random weights) or a local checkpoint directory."""
     threads: int = 0
     """CPU threads for every variant; 0: what `generate` picks (one for models under 20M parameters)."""
     checkpoint: str = ""
     """A fine-tuned checkpoint of the model to evaluate instead of the model itself (full weights or an adapter)."""
     model_dir: str = ""
-    """Where `qwen2.5-0.5b` is written, and reused from if it is there (default: a temporary directory)."""
+    """Where a random model is written, and reused from if it is there (default: a temporary directory)."""
     name: str = "eval_throughput"
     results_dir: str = ""
 

@@ -3,7 +3,7 @@
     python benchmarks/train_throughput.py            # CPU, embedded model -> benchmarks/results/train_throughput.json
     python benchmarks/train_throughput.py --quick    # a few steps of each (smoke test)
     python benchmarks/train_throughput.py --device cuda --model qwen2.5-0.5b --batch-size 64 --name train_throughput_gpu
-    python benchmarks/train_throughput.py --device cuda --model ~/.cache/ptb-gym/models/gemma-3-270m --via module \
+    python benchmarks/train_throughput.py --device cuda --model gemma-3-270m --via module \
         --batch-size 16 --max-length 1024 --packing --variants trl,trl_packed,tool --name train_throughput_gemma3_270m_h200
 
 The same supervised fine-tuning (model, data, batch size, learning-rate schedule, precision: fp32 on a CPU, bf16
@@ -22,8 +22,9 @@ out (what the scripted agent writes). Every variant prints the same metric lines
 non-padding tokens between the first and the last of them over the time between, and startup is the rest of
 the process's wall time (interpreter, imports, model load, data preparation, the first steps, saving).
 
-`--packing` packs the tool's examples too (the train tool's `packing=true`). `--model qwen2.5-0.5b` is a
-Qwen2.5-0.5B-shaped model (494M parameters) with random weights, which train as fast as real ones; on a GPU the
+`--packing` packs the tool's examples too (the train tool's `packing=true`). `--model qwen2.5-0.5b` or
+`--model gemma-3-270m` is a model of that shape (`common.SHAPES`) with random weights, which train as fast as real
+ones; on a GPU the
 table adds model FLOPs utilisation against the card's dense bf16 peak: the FLOPs each variant's step needs, 6 x
 the matmul parameters per token, the LM head's only on the tokens it is applied to (all of them in TRL, the
 loss tokens in the tool's own loop), plus attention over the mean example.
@@ -78,7 +79,7 @@ class Config:
     device: str = "cpu"
     """`cpu` or `cuda`."""
     model: str = "embedded"
-    """`embedded` (the task's base model), `qwen2.5-0.5b` (random weights) or a local checkpoint directory."""
+    """`embedded` (the task's base model), a shape of `common.SHAPES` (random weights) or a local checkpoint."""
     via: str = "env"
     """How the tool variant runs: `env` (gym.make/reset/step, in the sandbox) or `module` (python -m ptb_gym.training)."""
     sandbox: str = "auto"
@@ -86,7 +87,7 @@ class Config:
     train_size: int = 5_000
     """Train split items turned into SFT records."""
     model_dir: str = ""
-    """Where `qwen2.5-0.5b` is written, and reused from if it is there (default: a temporary directory)."""
+    """Where a random model is written, and reused from if it is there (default: a temporary directory)."""
     name: str = "train_throughput"
     """Name of the results file (benchmarks/results/<name>.json)."""
     results_dir: str = ""

@@ -21,17 +21,22 @@ class _LinearCrossEntropy(torch.autograd.Function):
         for start in range(0, len(targets), chunk_rows):
             rows, target = hidden[start: start + chunk_rows], targets[start: start + chunk_rows]
             raw = rows @ weight.T  # bf16 under autocast: the products in bf16, the softmax below in fp32
-            logits = raw.float()
+            logits = raw
             if softcap:
-                capped = torch.tanh(logits / softcap)
+                capped = torch.tanh(raw.float() / softcap)
                 logits = capped * softcap
-            log_norm = torch.logsumexp(logits, dim=-1)
-            total += (log_norm - logits.gather(1, target[:, None]).squeeze(1)).sum()
-            grad = logits.sub_(log_norm[:, None]).exp_()  # the softmax, in the logits' memory
-            grad[torch.arange(len(target), device=grad.device), target] -= 1
+            # One fused pass each (a logsumexp and its subtraction took five, and a third of the step on Gemma).
+            log_probs = torch.log_softmax(logits, dim=-1, dtype=torch.float32)
+            picked = log_probs.gather(1, target[:, None]).squeeze(1)
+            total -= picked.sum()
+            rows_taken = torch.arange(len(target), device=raw.device)
             if softcap:
-                grad.mul_(1 - capped.square_())  # d(softcap * tanh(x / softcap)) / dx
-            grad = grad.to(raw.dtype)
+                grad = log_probs.exp_()
+                grad[rows_taken, target] -= 1
+                grad = grad.mul_(1 - capped.square_()).to(raw.dtype)  # d(softcap * tanh(x / softcap)) / dx
+            else:  # the softmax written over the products, and the targets' entries in fp32 before rounding
+                grad = torch.exp(log_probs, out=raw)
+                grad[rows_taken, target] = (picked.exp() - 1).to(raw.dtype)
             grad_hidden[start: start + chunk_rows] = grad @ weight
             grad_weight += grad.T @ rows
         ctx.save_for_backward(grad_hidden, grad_weight.to(weight.dtype))

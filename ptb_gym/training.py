@@ -8,9 +8,10 @@ It prints `PTB_METRICS {...}` lines (step, loss, learning rate, ...) that the en
 curve, and saves the model with safetensors to `output_dir`. Two engines, one recipe (AdamW, cosine schedule
 with warmup, gradient clipping at 1, loss on the completion tokens):
 
-- `train_loop`, ptb-gym's own, for full fine-tuning on a GPU or with `packing`: bf16 autocast, SDPA attention,
-  fused AdamW, examples packed into rows of `max_length` tokens (each attending only to itself: transformers
-  masks packed sequences from their position ids), and the LM head applied only where a loss is taken, with
+- `train_loop`, ptb-gym's own, for full fine-tuning on a GPU or with `packing`: bf16 autocast, fused AdamW,
+  examples packed into rows of `max_length` tokens, each attending only to itself (on a GPU through flash
+  attention over variable-length sequences, `ptb_gym.packed_attention`; elsewhere SDPA, which transformers
+  masks from the position ids), and the LM head applied only where a loss is taken, with
   its cross-entropy in one chunked pass (`ptb_gym.linear_cross_entropy`: Gemma's 262k-token vocabulary made
   the logits most of a step's time and memory);
 - TRL's SFTTrainer for LoRA, chat (`messages`) records and the CPU: TRL's `SFTConfig` defaults (bf16, gradient
@@ -226,12 +227,17 @@ def train_loop(model, examples: dict[str, list], config: TrainConfig, device: st
     import torch
     from transformers import get_cosine_schedule_with_warmup
 
+    from ptb_gym import packed_attention
     from ptb_gym.linear_cross_entropy import linear_cross_entropy
 
     torch.manual_seed(config.seed)
     model.to(device).train()
     model.config.use_cache = False
     decoder, head = getattr(model, model.base_model_prefix), model.get_output_embeddings()
+    bounds = lambda positions: {}
+    if packed_attention.supports(model, device):
+        model.set_attn_implementation(packed_attention.register())
+        bounds = packed_attention.sequence_bounds
     softcap = getattr(model.config, "final_logit_softcapping", None)
     rows = pack(examples, config.max_length, config.packing, config.seed)
     on_gpu = device == "cuda"
@@ -255,7 +261,8 @@ def train_loop(model, examples: dict[str, list], config: TrainConfig, device: st
         labels = padded(1, lambda n: [-100] * n).to(device)
         positions = padded(2, lambda n: list(range(n))).to(device)
         with autocast:
-            hidden = decoder(input_ids=input_ids, position_ids=positions, use_cache=False).last_hidden_state
+            hidden = decoder(input_ids=input_ids, position_ids=positions, use_cache=False,
+                             **bounds(positions)).last_hidden_state
             hidden, targets = hidden[:, :-1], labels[:, 1:]
             taken = targets != -100
             hidden, targets = hidden[taken], targets[taken]

@@ -131,6 +131,18 @@ def test_packed_examples_attend_only_to_themselves():
     assert sorted(len(ids) for ids, _, _ in pack(examples, row_length=8, packing=False, seed=0)) == [2, 3, 4, 5]
 
 
+def test_packed_sequences_are_bounded_where_their_positions_restart():
+    """The bounds that the GPU's variable-length attention takes instead of a mask (`ptb_gym.packed_attention`):
+    each sequence of the flattened batch, the padding at a row's end included, from its position 0 on."""
+    import torch
+
+    from ptb_gym.packed_attention import sequence_bounds
+
+    bounds = sequence_bounds(torch.tensor([[0, 1, 2, 0, 1, 0], [0, 1, 2, 3, 0, 1]]))
+    assert bounds["cu_seq_lens_q"].tolist() == bounds["cu_seq_lens_k"].tolist() == [0, 3, 5, 6, 10, 12]
+    assert bounds["cu_seq_lens_q"].dtype == torch.int32 and bounds["max_length_q"] == bounds["max_length_k"] == 6
+
+
 @pytest.mark.parametrize("softcap", [None, 30.0])
 def test_the_fused_head_loss_has_the_plain_loss_and_gradients(softcap):
     """`linear_cross_entropy` (chunks, gradients made in the forward pass) against logits, cross-entropy and
