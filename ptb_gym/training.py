@@ -277,7 +277,7 @@ def train_loop(model, examples: dict[str, list], config: TrainConfig, device: st
         last = step == config.max_steps or _time_is_up(config, step)
         if step % config.log_every == 0 or last:
             print(METRICS_PREFIX + json.dumps({
-                "step": step, "max_steps": config.max_steps, "time_s": round(time.time() - started, 2),
+                "step": step, "max_steps": config.max_steps, "time_s": round(time.time() - started, 3),
                 "loss": round(loss.item(), 6), "grad_norm": round(float(grad_norm), 6),
                 "learning_rate": schedule.get_last_lr()[0], "num_tokens": tokens, "loss_tokens": loss_tokens,
                 "epoch": round(step * config.batch_size / len(rows), 4)}), flush=True)

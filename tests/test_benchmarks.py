@@ -61,6 +61,14 @@ def test_train_throughput(script, tmp_path):
         assert results["variants"][variant]["steady_tokens_per_s"]["median"] > 0
 
 
+def test_train_step(script, tmp_path):
+    # The loop itself in this process, each attention variant timed and profiled.
+    results = run_quick(script("train_step"), tmp_path)
+    assert set(results["variants"]) == {"packed", "masked"}
+    assert all(len(v["gaps_s"]) == 3 and v["step_s"] > 0 for v in results["variants"].values())
+    assert "aten::" in (tmp_path / "train_step_packed_profile.txt").read_text()
+
+
 def test_episode(script, tmp_path):
     results = run_quick(script("episode"), tmp_path)
     assert results["failure"] is None, results["failure"]

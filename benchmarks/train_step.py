@@ -1,0 +1,120 @@
+"""Where a step of the `train` tool's own loop goes on a GPU: step time per attention variant, and the top kernels.
+
+    python benchmarks/train_step.py --model gemma-3-270m --name train_step_gemma3_270m   # on a GPU
+    python benchmarks/train_step.py --quick       # the embedded model on a CPU (smoke test)
+
+Runs `ptb_gym.training.train_loop` in this process, as the train tool's job does, on the reference recipe's data
+packed into `batch_size` rows of `max_length` tokens (the data of `train_throughput.py`), once per variant:
+
+- `packed`: the loop as the train tool runs it (on a GPU, flash attention over the packed sequences:
+  `ptb_gym.packed_attention`);
+- `masked`: the same through SDPA with the block-diagonal masks that transformers builds from the position ids.
+
+A step's time is the median gap between the loop's metric lines after the first `warmup` steps. With `--profile`
+a second, short run of each variant goes under torch.profiler, and its kernel table (by GPU time) is written to
+`results/<name>_<variant>_profile.txt`: what to fuse next.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import statistics
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from unittest import mock
+
+from common import RESULTS_DIR, make_model, parse_config, print_table, write_results
+from train_throughput import make_records
+
+QUICK = {"model": "embedded", "device": "cpu", "batch_size": 4, "max_length": 128, "steps": 5, "warmup": 1,
+         "train_size": 200}
+
+
+@dataclass
+class Config:
+    model: str = "gemma-3-270m"
+    """A shape of `common.SHAPES` (random weights) or a local checkpoint directory."""
+    model_dir: str = ""
+    """Where a random model is written, and reused from if it is there (default: a temporary directory)."""
+    device: str = "cuda"
+    batch_size: int = 16
+    max_length: int = 1024
+    steps: int = 20
+    warmup: int = 3
+    variants: str = "packed,masked"
+    profile: bool = True
+    train_size: int = 5000
+    name: str = "train_step"
+    results_dir: str = ""
+
+
+def run_variant(variant: str, model_dir: Path, examples: dict, pad_id: int, config: Config, steps: int) -> list[float]:
+    """The loop's step times (s) for `steps` steps of `variant`."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from ptb_gym import packed_attention, training
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    train_config = training.TrainConfig(data="", model=str(model_dir), max_steps=steps, batch_size=config.batch_size,
+                                        max_length=config.max_length, packing=True, logging_steps=1,
+                                        learning_rate=2e-5, device=config.device)
+    attention = contextlib.nullcontext() if variant == "packed" else mock.patch.object(
+        packed_attention, "supports", lambda *args: False)
+    log = io.StringIO()
+    with attention, contextlib.redirect_stdout(log):
+        training.train_loop(model, examples, train_config, config.device, pad_id)
+    times = [json.loads(line[len(training.METRICS_PREFIX):])["time_s"] for line in log.getvalue().splitlines()
+             if line.startswith(training.METRICS_PREFIX) and "loss" in line]
+    del model
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    return [b - a for a, b in zip(times, times[1:])]
+
+
+def main(config: Config, quick: bool = False) -> dict:
+    import torch
+    from transformers import AutoTokenizer
+
+    from ptb_gym import training
+
+    results_dir = Path(config.results_dir) if config.results_dir else RESULTS_DIR
+    with tempfile.TemporaryDirectory() as scratch:
+        model_dir = make_model(config.model, Path(config.model_dir or scratch))
+        records_path = Path(scratch) / "sft.jsonl"
+        make_records(config.train_size, records_path)
+        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        records = [json.loads(line) for line in records_path.read_text().splitlines()]
+        examples = training.tokenize(records, tokenizer, config.max_length)
+        pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        results, rows = {"model": config.model, "variants": {}}, []
+        for variant in config.variants.split(","):
+            gaps = run_variant(variant, model_dir, examples, pad_id, config, config.steps)[config.warmup:]
+            step_s = statistics.median(gaps)
+            results["variants"][variant] = {"step_s": step_s, "slots_per_s": config.batch_size * config.max_length
+                                            / step_s, "gaps_s": gaps}
+            rows.append((variant, f"{step_s * 1000:.1f} ms", f"{config.batch_size * config.max_length / step_s:,.0f}"))
+            if config.profile:
+                on_gpu = config.device == "cuda"
+                activities = [torch.profiler.ProfilerActivity.CPU] + [torch.profiler.ProfilerActivity.CUDA] * on_gpu
+                with torch.profiler.profile(activities=activities) as profiler:
+                    run_variant(variant, model_dir, examples, pad_id, config, 4)
+                table = profiler.key_averages().table(sort_by="cuda_time_total" if on_gpu else "cpu_time_total",
+                                                      row_limit=30, max_name_column_width=70)
+                results_dir.mkdir(parents=True, exist_ok=True)
+                (results_dir / f"{config.name}_{variant}_profile.txt").write_text(table + "\n")
+    first = next(iter(results["variants"].values()))["step_s"]
+    for variant in results["variants"].values():
+        variant["speed_vs_first"] = first / variant["step_s"]
+    print_table(f"train_loop steps of {config.batch_size} x {config.max_length} packed tokens ({config.model})",
+                ["variant", "median step", "token slots/s", "speed vs first"],
+                [(*row, f"{v['speed_vs_first']:.2f}x") for row, v in zip(rows, results["variants"].values())])
+    print(f"\nwrote {write_results(config.name, config, results, quick=quick, results_dir=config.results_dir or None)}")
+    return results
+
+
+if __name__ == "__main__":
+    main(*parse_config(Config, quick=QUICK, description=__doc__))
