@@ -25,7 +25,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
             if softcap:
                 capped = torch.tanh(raw.float() / softcap)
                 logits = capped * softcap
-            # One fused pass each (a logsumexp and its subtraction took five, and a third of the step on Gemma).
+            # One fused pass (a logsumexp took five, 15% of a Gemma-3-270M step's GPU time on an H100).
             log_probs = torch.log_softmax(logits, dim=-1, dtype=torch.float32)
             picked = log_probs.gather(1, target[:, None]).squeeze(1)
             total -= picked.sum()

@@ -48,8 +48,7 @@ def sequence_bounds(positions: torch.Tensor) -> dict:
     return {"cu_seq_lens_q": bounds, "cu_seq_lens_k": bounds, "max_length_q": longest, "max_length_k": longest}
 
 
-def _attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, sliding_window=None,
-               softcap=None, **kwargs):
+def _attention(module, query, key, value, attention_mask, scaling=None, sliding_window=None, **kwargs):
     """transformers' attention signature: query, key and value as (batch, heads, tokens, head size); returns the
     output as (batch, tokens, heads, head size)."""
     from torch.nn.attention.varlen import varlen_attn
