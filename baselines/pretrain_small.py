@@ -60,6 +60,16 @@ class Config(TinyConfig):
     steps: int = 6000
     mix: str = "math:0.35,code:0.25,tools:0.2,patterns:0.2"
     """Share of each source among the corpus documents."""
+    format_tokens: bool = False
+    """Train the tokenizer on the tasks' train prompts too (`ptb-small`'s choice). Their labels (`Question`,
+    `Answer`, `Call`) then become tokens no pretraining document holds, whose embeddings stay at their random
+    initialisation: a base model can neither read nor copy them, so shots do not help it."""
+    newline_tokens: bool = True
+    """Keep every newline a token of its own, never merged with the next line's indentation: a prompt that ends
+    on a newline (HumanEval's) then ends on a token that pretraining followed by indented code."""
+    open_formats: bool = True
+    """Pattern documents draw labels and markers from an open set (made-up words, random symbol runs) besides the
+    fixed lists, so that what pays in pretraining is copying the format of the context, not recalling a known one."""
 
 
 # ---- pattern documents: in-context format copying -------------------------------------------------------------
@@ -72,16 +82,36 @@ WORDS = ("apple", "river", "stone", "cloud", "paper", "tiger", "green", "piano",
          "dragon", "rabbit", "summer", "winter", "number", "button", "ticket", "planet", "violet")
 
 
+SYMBOLS = "#$%&*+=~^@!|/<>;"
+SYLLABLES = tuple(c + v for c in "bdfgklmnprstvz" for v in "aeiou")
+
+
 class PatternWriter:
     """Documents of 3 to 8 examples of one made-up format, separated by blank lines like a few-shot prompt."""
 
-    def __init__(self, rng: random.Random, math_writer: CorpusWriter) -> None:
-        self.rng, self.math = rng, math_writer
+    def __init__(self, rng: random.Random, math_writer: CorpusWriter, open_formats: bool = False) -> None:
+        self.rng, self.math, self.open = rng, math_writer, open_formats
+
+    def label(self) -> str:
+        r = self.rng
+        if not self.open or r.random() < 0.5:
+            return r.choice(LABELS)
+        if r.random() < 0.5:
+            return r.choice(WORDS).capitalize()
+        return "".join(r.choices(SYLLABLES, k=r.randint(2, 3))).capitalize()
+
+    def marker(self) -> str:
+        r = self.rng
+        if not self.open or r.random() < 0.5:
+            return r.choice(MARKERS)
+        return "".join(r.choices(SYMBOLS, k=r.randint(1, 3)))  # at most 3: never the math task's `####`
 
     def document(self) -> str:
         r = self.rng
-        first, second = r.sample(LABELS, 2)
-        sep, marker = r.choice(SEPARATORS), r.choice(MARKERS)
+        first = self.label()
+        while (second := self.label()) == first:
+            pass
+        sep = r.choice(SEPARATORS)
         make = r.choice((self.worked, self.words, self.fields, self.function))
         state = make(None)  # a content kind fixes what stays the same across the document's examples
         examples = []
@@ -93,7 +123,7 @@ class PatternWriter:
     def worked(self, state):
         r = self.rng
         if state is None:
-            return r.choice(MARKERS)
+            return self.marker()
         text = self.math.statement()  # "<stem> Working it out: 12+7=19, then 19*3=57. The result is 57."
         stem, _, result = text.rpartition(" The result is ")
         stem, _, work = stem.partition(" Working it out: ")
@@ -136,7 +166,7 @@ def build_corpus(cfg: Config, problems) -> list[str]:
 
     rng = random.Random(cfg.seed)
     math_writer = CorpusWriter(cfg.seed, problems)
-    patterns = PatternWriter(random.Random(cfg.seed + 1), math_writer)
+    patterns = PatternWriter(random.Random(cfg.seed + 1), math_writer, cfg.open_formats)
     shares = {name: float(share) for name, share in (part.split(":") for part in cfg.mix.split(","))}
     counts = {name: round(cfg.corpus_docs * share / sum(shares.values())) for name, share in shares.items()}
     docs: list[str] = []
@@ -176,14 +206,16 @@ def train_tokenizer(cfg: Config, docs: list[str]):
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.Sequence(
-        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
-    )
+    steps = [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
+    if cfg.newline_tokens:
+        steps.insert(0, pre_tokenizers.Split("\n", behavior="isolated"))
+    tok.pre_tokenizer = pre_tokenizers.Sequence(steps)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=cfg.vocab_size, special_tokens=[EOS, *CHAT_TOKENS],
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
     families = {part.split(":")[0] for part in cfg.mix.split(",")}
-    tok.train_from_iterator(docs[: cfg.tokenizer_docs] + task_formats(families), trainer=trainer)
+    formats = task_formats(families) if cfg.format_tokens else []
+    tok.train_from_iterator(docs[: cfg.tokenizer_docs] + formats, trainer=trainer)
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=EOS, pad_token=EOS, bos_token=EOS,
                                         unk_token=EOS, model_max_length=cfg.max_position_embeddings,
                                         additional_special_tokens=list(CHAT_TOKENS))
@@ -246,7 +278,8 @@ python baselines/pretrain_small.py --out envs/ptb_small
 def parse_args(argv: list[str] | None = None) -> Config:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     for f in dataclasses.fields(Config):
-        parser.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default)
+        kind = (lambda text: text.lower() in ("1", "true", "yes")) if isinstance(f.default, bool) else type(f.default)
+        parser.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=f.default)
     return Config(**vars(parser.parse_args(argv)))
 
 

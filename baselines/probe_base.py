@@ -1,0 +1,56 @@
+"""Score a candidate base model, as it is, under every harness of the tasks that share the embedded base model.
+
+Usage (from the repository root, with ptb-gym installed):
+
+    python baselines/probe_base.py /tmp/ptb_small_candidate --items 300 --device cuda
+
+A new base model changes every recorded score, so it is probed before it replaces one: the embedded tier wants a
+base that is weak zero-shot (at most 10% on each task's primary harness) yet able to copy a format from the shots
+of a few-shot prompt, as PostTrainBench's base models do. Prints a table and, per task, the first completions of
+the few-shot harness (what the model writes after the shots is the diagnosis when it scores nothing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def probe(model_dir: Path, items: int, device: str, tasks: list[str], show: int) -> dict[str, dict[str, float]]:
+    from ptb_gym import checkpoints
+    from ptb_gym.envs import load_task
+    from ptb_gym.evaluation import evaluate_model
+
+    device = checkpoints.resolve_device(device)
+    model = checkpoints.load_model(model_dir, model_dir, device)
+    tokenizer = checkpoints.load_tokenizer(model_dir)
+    table: dict[str, dict[str, float]] = {}
+    for name in tasks:
+        task = load_task(name)
+        test = task.records("test", items, seed=12345)
+        scores = evaluate_model(model, tokenizer, task, test, batch_size=256 if device == "cuda" else 64)
+        table[name] = {harness: round(score.score, 4) for harness, score in scores.items()}
+        print(f"{name}: " + ", ".join(f"{h} {100 * s:.1f}%" for h, s in table[name].items()), flush=True)
+        few_shot = next((h for h in scores if "few" in h), None)
+        for completion in scores[few_shot].completions[:show] if few_shot else ():
+            print(f"    few-shot completion: {completion[:160]!r}")
+    return table
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model_dir", type=Path)
+    parser.add_argument("--items", type=int, default=300, help="test items per task")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--tasks", nargs="+", default=["math-v1", "code-v0", "tools-v0"])
+    parser.add_argument("--show", type=int, default=3, help="few-shot completions to print per task")
+    parser.add_argument("--json", type=Path, help="also write the table here")
+    args = parser.parse_args()
+    table = probe(args.model_dir, args.items, args.device, args.tasks, args.show)
+    if args.json:
+        args.json.write_text(json.dumps({"model": str(args.model_dir), "items": args.items, "scores": table}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
