@@ -60,14 +60,14 @@ class Config(TinyConfig):
     steps: int = 6000
     mix: str = "math:0.35,code:0.25,tools:0.2,patterns:0.2"
     """Share of each source among the corpus documents."""
-    format_tokens: bool = False
-    """Train the tokenizer on the tasks' train prompts too (`ptb-small`'s choice). Their labels (`Question`,
-    `Answer`, `Call`) then become tokens no pretraining document holds, whose embeddings stay at their random
-    initialisation: a base model can neither read nor copy them, so shots do not help it."""
-    newline_tokens: bool = True
+    format_tokens: bool = True
+    """Train the tokenizer on the tasks' train prompts too, so that formats tokenize compactly. Their labels
+    (`Question`, `Answer`, `Call`) then become tokens no pretraining document holds, whose embeddings stay at
+    their random initialisation."""
+    newline_tokens: bool = False
     """Keep every newline a token of its own, never merged with the next line's indentation: a prompt that ends
     on a newline (HumanEval's) then ends on a token that pretraining followed by indented code."""
-    open_formats: bool = True
+    open_formats: bool = False
     """Pattern documents draw labels and markers from an open set (made-up words, random symbol runs) besides the
     fixed lists, so that what pays in pretraining is copying the format of the context, not recalling a known one."""
 

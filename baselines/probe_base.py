@@ -7,7 +7,8 @@ Usage (from the repository root, with ptb-gym installed):
 A new base model changes every recorded score, so it is probed before it replaces one: the embedded tier wants a
 base that is weak zero-shot (at most 10% on each task's primary harness) yet able to copy a format from the shots
 of a few-shot prompt, as PostTrainBench's base models do. Prints a table and, per task, the first completions of
-the few-shot harness (what the model writes after the shots is the diagnosis when it scores nothing).
+the few-shot harness (what the model writes after the shots is the diagnosis when it scores nothing), and for
+math how likely the model finds the answer marker `####` of a worked solution with and without the shots.
 """
 
 from __future__ import annotations
@@ -35,7 +36,27 @@ def probe(model_dir: Path, items: int, device: str, tasks: list[str], show: int)
         few_shot = next((h for h in scores if "few" in h), None)
         for completion in scores[few_shot].completions[:show] if few_shot else ():
             print(f"    few-shot completion: {completion[:160]!r}")
+    math = load_task("math-v1")
+    print("math-v1: log-probability of `####` in a worked solution, teacher-forced, per harness: " + ", ".join(
+        f"{h.name} {marker_logprob(model, tokenizer, math, h, math.records('test', 40, seed=12345)):.1f}"
+        for h in math.harnesses if h.extraction == "strict"))
     return table
+
+
+def marker_logprob(model, tokenizer, task, harness, items) -> float:
+    """Mean log-probability of the tokens of ` ####` after the prompt and the item's worked steps."""
+    import torch
+
+    total = 0.0
+    for item in items:
+        context = task.prompt(item, harness) + f" {item['solution']}"
+        start = len(tokenizer(context).input_ids)
+        ids = tokenizer(context + f" #### {item['answer']}", return_tensors="pt").input_ids.to(model.device)
+        end = len(tokenizer(context + " ####").input_ids)
+        with torch.no_grad():
+            logprobs = model(ids).logits[0, :-1].float().log_softmax(-1)
+        total += logprobs[start - 1:end - 1].gather(1, ids[0, start:end, None]).sum().item()
+    return total / len(items)
 
 
 def main() -> None:
