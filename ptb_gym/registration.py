@@ -52,6 +52,7 @@ ENVS: tuple[EnvEntry, ...] = (
     EnvEntry("PTB/math-v1"),
     EnvEntry("PTB/code-v0"),
     EnvEntry("PTB/tools-v0"),
+    EnvEntry("PTB/tools-v1"),
     *(EnvEntry(f"PTB/{benchmark}-gemma3-270m-v0", SMALL_TIER, model="gemma3-270m", tier="small")
       for benchmark in BENCHMARKS),
     *(EnvEntry(f"PTB/{benchmark}-{short}-v0", {**FULL_TIER, "base_model": model}, model=short, tier="full")

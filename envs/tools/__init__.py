@@ -9,6 +9,7 @@ of data/functions.json is the better one (`recipes.py`).
 from __future__ import annotations
 
 import ast
+import dataclasses
 import functools
 import json
 from collections.abc import Sequence
@@ -150,4 +151,8 @@ TASK = ToolsTask(
     budget_s=1200.0,
 )
 
-TASKS = {"v0": TASK}
+V1 = dataclasses.replace(TASK, name="tools-v1", scores_file=Path(__file__).parent / "scores-v1.json", budget_s=1800.0)
+"""tools-v0 with a stronger reference (`recipes.py`: 1,200 steps where v0's took 800, which left it at 59.4%, under
+the 60% a reference must reach) and the budget for it; the items, harnesses and base model are v0's."""
+
+TASKS = {"v0": TASK, "v1": V1}
