@@ -33,7 +33,7 @@ def probe(model_dir: Path, items: int, device: str, tasks: list[str], show: int)
         scores = evaluate_model(model, tokenizer, task, test, batch_size=256 if device == "cuda" else 64)
         table[name] = {harness: round(score.score, 4) for harness, score in scores.items()}
         print(f"{name}: " + ", ".join(f"{h} {100 * s:.1f}%" for h, s in table[name].items()), flush=True)
-        few_shot = next((h for h in scores if "few" in h), None)
+        few_shot = next((h.name for h in task.harnesses if h.shots), None)
         for completion in scores[few_shot].completions[:show] if few_shot else ():
             print(f"    few-shot completion: {completion[:160]!r}")
     math = load_task("math-v1")

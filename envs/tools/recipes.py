@@ -85,7 +85,6 @@ GIVEN = MAKE_DATA.format(synthesise=0)
 SYNTHESISED = MAKE_DATA.format(synthesise=120)
 
 
-
 def ladder(tuned: dict) -> dict[str, Recipe]:
     return {
         "naive": Recipe("naive", GIVEN, "data/sft.jsonl", {}),
