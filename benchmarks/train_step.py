@@ -6,12 +6,14 @@
 Runs `ptb_gym.training.train_loop` in this process, as the train tool's job does, on the reference recipe's data
 packed into `batch_size` rows of `max_length` tokens (the data of `train_throughput.py`), once per variant:
 
-- `packed`: the loop as the train tool runs it (on a GPU, flash attention over the packed sequences:
-  `ptb_gym.packed_attention`);
-- `masked`: the same through SDPA with the block-diagonal masks that transformers builds from the position ids.
+- `packed`: the loop with flash attention over the packed sequences (`ptb_gym.packed_attention`), eager;
+- `masked`: the same through SDPA with the block-diagonal masks that transformers builds from the position ids;
+- `compiled`: the loop as the train tool runs it on a GPU: `packed` with torch.compile of the decoder layers and
+  of the head's loss (the train config's `compile`).
 
-A step's time is the median gap between the loop's metric lines after the first `warmup` steps. With `--profile`
-a second, short run of each variant goes under torch.profiler, and its kernel table (by GPU time) is written to
+A step's time is the median gap between the loop's metric lines after the first `warmup` steps; the first step's
+time (a compilation's, where there is one) is reported beside it. With `--profile` a second, short run of each
+variant goes under torch.profiler, and its kernel table (by GPU time) is written to
 `results/<name>_<variant>_profile.txt`: what to fuse next.
 """
 
@@ -44,7 +46,7 @@ class Config:
     max_length: int = 1024
     steps: int = 20
     warmup: int = 3
-    variants: str = "packed,masked"
+    variants: str = "packed,masked,compiled"
     profile: bool = True
     train_size: int = 5000
     name: str = "train_step"
@@ -52,7 +54,7 @@ class Config:
 
 
 def run_variant(variant: str, model_dir: Path, examples: dict, pad_id: int, config: Config, steps: int) -> list[float]:
-    """The loop's step times (s) for `steps` steps of `variant`."""
+    """The loop's time (s) to its first step, then each next step's, for `steps` steps of `variant`."""
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -61,7 +63,7 @@ def run_variant(variant: str, model_dir: Path, examples: dict, pad_id: int, conf
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
     train_config = training.TrainConfig(data="", model=str(model_dir), max_steps=steps, batch_size=config.batch_size,
                                         max_length=config.max_length, packing=True, logging_steps=1,
-                                        learning_rate=2e-5, device=config.device)
+                                        learning_rate=2e-5, device=config.device, compile=variant == "compiled")
     attention = contextlib.nullcontext() if variant == "packed" else mock.patch.object(
         packed_attention, "supports", lambda *args: False)
     log = io.StringIO()
@@ -72,7 +74,7 @@ def run_variant(variant: str, model_dir: Path, examples: dict, pad_id: int, conf
     del model
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
-    return [b - a for a, b in zip(times, times[1:])]
+    return times[:1] + [b - a for a, b in zip(times, times[1:])]
 
 
 def main(config: Config, quick: bool = False) -> dict:
@@ -92,11 +94,13 @@ def main(config: Config, quick: bool = False) -> dict:
         pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         results, rows = {"model": config.model, "variants": {}}, []
         for variant in config.variants.split(","):
-            gaps = run_variant(variant, model_dir, examples, pad_id, config, config.steps)[config.warmup:]
+            first_step_s, *gaps = run_variant(variant, model_dir, examples, pad_id, config, config.steps)
+            gaps = gaps[config.warmup:]
             step_s = statistics.median(gaps)
             results["variants"][variant] = {"step_s": step_s, "slots_per_s": config.batch_size * config.max_length
-                                            / step_s, "gaps_s": gaps}
-            rows.append((variant, f"{step_s * 1000:.1f} ms", f"{config.batch_size * config.max_length / step_s:,.0f}"))
+                                            / step_s, "first_step_s": first_step_s, "gaps_s": gaps}
+            rows.append((variant, f"{first_step_s:.1f} s", f"{step_s * 1000:.1f} ms",
+                         f"{config.batch_size * config.max_length / step_s:,.0f}"))
             if config.profile:
                 on_gpu = config.device == "cuda"
                 activities = [torch.profiler.ProfilerActivity.CPU] + [torch.profiler.ProfilerActivity.CUDA] * on_gpu
@@ -110,7 +114,7 @@ def main(config: Config, quick: bool = False) -> dict:
     for variant in results["variants"].values():
         variant["speed_vs_first"] = first / variant["step_s"]
     print_table(f"train_loop steps of {config.batch_size} x {config.max_length} packed tokens ({config.model})",
-                ["variant", "median step", "token slots/s", "speed vs first"],
+                ["variant", "first step", "median step", "token slots/s", "speed vs first"],
                 [(*row, f"{v['speed_vs_first']:.2f}x") for row, v in zip(rows, results["variants"].values())])
     print(f"\nwrote {write_results(config.name, config, results, quick=quick, results_dir=config.results_dir or None)}")
     return results

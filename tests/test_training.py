@@ -143,8 +143,9 @@ def test_packed_sequences_are_bounded_where_their_positions_restart():
     assert bounds["cu_seq_lens_q"].dtype == torch.int32 and bounds["max_length_q"] == bounds["max_length_k"] == 6
 
 
+@pytest.mark.parametrize("compile", [False, True], ids=["eager", "compiled"])
 @pytest.mark.parametrize("softcap", [None, 30.0])
-def test_the_fused_head_loss_has_the_plain_loss_and_gradients(softcap):
+def test_the_fused_head_loss_has_the_plain_loss_and_gradients(softcap, compile):
     """`linear_cross_entropy` (chunks, gradients made in the forward pass) against logits, cross-entropy and
     autograd done plainly: the same loss and the same gradients for the hidden states and the head."""
     import torch
@@ -159,7 +160,7 @@ def test_the_fused_head_loss_has_the_plain_loss_and_gradients(softcap):
     logits = torch.tanh(logits / softcap) * softcap if softcap else logits
     plain = torch.nn.functional.cross_entropy(logits, targets, reduction="sum")
     expected = torch.autograd.grad(3 * plain, (hidden, weight))
-    fused = linear_cross_entropy(hidden, weight, targets, softcap, chunk_rows=8)  # 37 rows: a ragged last chunk
+    fused = linear_cross_entropy(hidden, weight, targets, softcap, chunk_rows=8, compile=compile)  # a ragged last chunk
     torch.testing.assert_close(fused, plain.float())
     for got, want in zip(torch.autograd.grad(3 * fused, (hidden, weight)), expected):
         torch.testing.assert_close(got, want.float())
