@@ -59,7 +59,7 @@ class Config(TinyConfig):
     batch_size: int = 64
     steps: int = 6000
     mix: str = "math:0.35,code:0.25,tools:0.2,patterns:0.2"
-    """Share of each source among the corpus documents."""
+    """Share of each source among the corpus documents: `math`, `code`, `tools`, `patterns` and `repeats`."""
     format_tokens: bool = True
     """Train the tokenizer on the tasks' train prompts too, so that formats tokenize compactly. Their labels
     (`Question`, `Answer`, `Call`) then become tokens no pretraining document holds, whose embeddings stay at
@@ -120,6 +120,22 @@ class PatternWriter:
             examples.append(f"{first}{sep}{source}\n{second}{sep}{target}")
         return "\n\n".join(examples)
 
+    def repeats(self) -> str:
+        """A run of made-up words, symbol runs and numbers, then the same run again, once to three times: the
+        documents in which only copying from the context predicts the text, which is how a small model learns
+        the induction heads that copying a few-shot prompt's format needs (`ptb-small` has none: random tokens
+        repeated are no likelier the second time)."""
+        r = self.rng
+
+        def piece() -> str:
+            kind = r.random()
+            if kind < 0.6:
+                return "".join(r.choices(SYLLABLES, k=r.randint(1, 3)))
+            return "".join(r.choices(SYMBOLS, k=r.randint(1, 3))) if kind < 0.8 else str(r.randint(0, 999))
+
+        run = " ".join(piece() for _ in range(r.randint(4, 40)))
+        return "\n".join([run] * r.randint(2, 4))
+
     def worked(self, state):
         r = self.rng
         if state is None:
@@ -175,6 +191,8 @@ def build_corpus(cfg: Config, problems) -> list[str]:
             docs += [math_writer.document(cfg.statement_frac) for _ in range(count)]
         elif name == "patterns":
             docs += [patterns.document() for _ in range(count)]
+        elif name == "repeats":
+            docs += [patterns.repeats() for _ in range(count)]
         else:
             docs += importlib.import_module(f"ptb_gym.envs.{name}.corpus").documents(random.Random(cfg.seed + 2), count)
     rng.shuffle(docs)
