@@ -70,9 +70,10 @@ class TrainConfig:
     packing: bool = False
     """Pack examples into rows of `max_length` tokens, `batch_size` rows a step (many examples each); otherwise a
     step is `batch_size` examples padded to the longest."""
-    compile: bool = True
+    compile: bool = False
     """On a GPU, compile the decoder's layers and the head's loss with torch.compile (the own loop only): fewer,
-    fused kernels a step, after a compilation at the first steps."""
+    fused kernels a step, after a compilation at the first steps. Off until its gain has been measured on a GPU
+    (`benchmarks/train_step.py`, variant `compiled`); the train tool leaves it off."""
 
     @property
     def log_every(self) -> int:
