@@ -6,11 +6,10 @@
 Runs `ptb_gym.training.train_loop` in this process, as the train tool's job does, on the reference recipe's data
 packed into `batch_size` rows of `max_length` tokens (the data of `train_throughput.py`), once per variant:
 
-- `packed`: the loop as the train tool runs it on a GPU: flash attention over the packed sequences
-  (`ptb_gym.packed_attention`), eager;
+- `packed`: flash attention over the packed sequences (`ptb_gym.packed_attention`), eager;
 - `masked`: the same through SDPA with the block-diagonal masks that transformers builds from the position ids;
-- `compiled`: `packed` with torch.compile of the decoder layers and of the head's loss (the train config's
-  `compile`, off in the train tool until this variant has shown its gain).
+- `compiled`: the loop as the train tool runs it on a GPU: `packed` with torch.compile of the decoder layers and
+  of the head's loss (the train config's `compile`).
 
 A step's time is the median gap between the loop's metric lines after the first `warmup` steps; the first step's
 time (a compilation's, where there is one) is reported beside it. With `--profile` a second, short run of each

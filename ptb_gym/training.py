@@ -70,10 +70,10 @@ class TrainConfig:
     packing: bool = False
     """Pack examples into rows of `max_length` tokens, `batch_size` rows a step (many examples each); otherwise a
     step is `batch_size` examples padded to the longest."""
-    compile: bool = False
-    """On a GPU, compile the decoder's layers and the head's loss with torch.compile (the own loop only): fewer,
-    fused kernels a step, after a compilation at the first steps. Off until its gain has been measured on a GPU
-    (`benchmarks/train_step.py`, variant `compiled`); the train tool leaves it off."""
+    compile: bool = True
+    """On a GPU, compile the decoder's layers and the head's loss with torch.compile (the own loop only): a
+    Gemma-3-270M step of 16 x 1,024 tokens took 100 ms instead of 190 on an H100, after 13 s of compilation
+    (`benchmarks/train_step.py`), which 150 steps repay."""
 
     @property
     def log_every(self) -> int:
