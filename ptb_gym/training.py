@@ -13,7 +13,7 @@ with warmup, gradient clipping at 1, loss on the completion tokens):
   attention over variable-length sequences, `ptb_gym.packed_attention`; elsewhere SDPA, which transformers
   masks from the position ids), and the LM head applied only where a loss is taken, with
   its cross-entropy in one chunked pass (`ptb_gym.linear_cross_entropy`: Gemma's 262k-token vocabulary made
-  the logits most of a step's time and memory);
+  the logits most of a step's time and memory), the decoder's layers and that loss compiled on a GPU;
 - TRL's SFTTrainer for LoRA, chat (`messages`) records and the CPU: TRL's `SFTConfig` defaults (bf16, gradient
   checkpointing) made a 3.4M-parameter model's CPU fine-tuning 12 times slower, so on a CPU both are off.
 
@@ -243,11 +243,11 @@ def train_loop(model, examples: dict[str, list], config: TrainConfig, device: st
         model.set_attn_implementation(packed_attention.register())
         bounds = packed_attention.sequence_bounds
     softcap = getattr(model.config, "final_logit_softcapping", None)
-    compile = config.compile and device == "cuda"
-    if compile:
-        _compile_layers(decoder)
     rows = pack(examples, config.max_length, config.packing, config.seed)
     on_gpu = device == "cuda"
+    compiled = config.compile and on_gpu
+    if compiled:
+        _compile_layers(decoder)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=0.0, fused=on_gpu)
     schedule = get_cosine_schedule_with_warmup(optimizer, max(1, int(config.warmup_ratio * config.max_steps)),
                                                config.max_steps)
@@ -273,7 +273,8 @@ def train_loop(model, examples: dict[str, list], config: TrainConfig, device: st
             hidden, targets = hidden[:, :-1], labels[:, 1:]
             taken = targets != -100
             hidden, targets = hidden[taken], targets[taken]
-            loss = linear_cross_entropy(hidden, head.weight, targets, softcap, chunk_rows, compile) / max(1, len(targets))
+            loss = linear_cross_entropy(hidden, head.weight, targets, softcap, chunk_rows, compiled)
+            loss = loss / max(1, len(targets))
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
@@ -299,8 +300,8 @@ def train_loop(model, examples: dict[str, list], config: TrainConfig, device: st
 
 def _compile_layers(decoder) -> None:
     """Compile each decoder layer in place. Layers share their code, so a compilation serves every layer of a
-    kind (Gemma 3 has two: sliding-window and global attention); the packed rows' sequence count changes every
-    step, which the first recompilation makes a dynamic shape."""
+    kind (Gemma 3 has two: sliding-window and global attention); the rows' widths and sequence counts change
+    from step to step, which the first recompilation makes dynamic shapes."""
     import torch
 
     torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
