@@ -10,7 +10,7 @@ of a few-shot prompt, as PostTrainBench's base models do. Prints a table and, pe
 the few-shot harness (what the model writes after the shots is the diagnosis when it scores nothing), and for
 math how likely the model finds the answer marker `####` of a worked solution with and without the shots, and
 whether the model can copy at all: how much likelier random tokens are when they repeat a run earlier in the
-context (an induction head's work; `ptb-small` gains nothing).
+context (an induction head's work).
 """
 
 from __future__ import annotations
@@ -42,21 +42,26 @@ def probe(model_dir: Path, items: int, device: str, tasks: list[str], show: int)
     print("math-v1: log-probability of `####` in a worked solution, teacher-forced, per harness: " + ", ".join(
         f"{h.name} {marker_logprob(model, tokenizer, math, h, math.records('test', 40, seed=12345)):.1f}"
         for h in math.harnesses if h.extraction == "strict"))
-    print(f"copying: random tokens repeated are {copy_gain(model):.2f} nats/token likelier the second time")
+    prompts = [math.prompt(item, math.harness(math.primary_harness)) for item in math.records("test", 40)]
+    print(f"copying: random runs of a prompt's tokens, repeated, are {copy_gain(model, tokenizer, prompts):.2f} "
+          "nats/token likelier the second time")
     return table
 
 
-def copy_gain(model, runs: int = 16, length: int = 50) -> float:
-    """Mean log-likelihood gain (nats/token) of a random token run's second occurrence over its first."""
+def copy_gain(model, tokenizer, texts: list[str], runs: int = 16, length: int = 50) -> float:
+    """Mean log-likelihood gain (nats/token) of a run's second occurrence over its first, for random runs of the
+    tokens `texts` are made of (a task's prompts: what a few-shot prompt needs copied), a newline between."""
     import torch
 
     generator = torch.Generator().manual_seed(0)
-    run = torch.randint(16, model.config.vocab_size, (runs, length), generator=generator)
-    ids = torch.cat([run, run], 1).to(model.device)
+    pool = torch.tensor(sorted(set(tokenizer("\n".join(texts)).input_ids)))
+    run = pool[torch.randint(0, len(pool), (runs, length), generator=generator)]
+    newline = torch.tensor(tokenizer("\n").input_ids).repeat(runs, 1)
+    ids = torch.cat([run, newline, run], 1).to(model.device)
     with torch.no_grad():
         logprobs = model(ids).logits[:, :-1].float().log_softmax(-1)
     taken = logprobs.gather(2, ids[:, 1:, None]).squeeze(2)
-    return (taken[:, length:].mean() - taken[:, 1:length - 1].mean()).item()
+    return (taken[:, -(length - 1):].mean() - taken[:, 1:length - 1].mean()).item()
 
 
 def marker_logprob(model, tokenizer, task, harness, items) -> float:
