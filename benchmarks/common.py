@@ -154,6 +154,31 @@ def matmul_parameters(model_dir: Path) -> tuple[int, int, int, int]:
     return matmul, sum(p.numel() for p in model.parameters()), config.num_hidden_layers, config.hidden_size
 
 
+def head_parameters(model_dir: Path) -> int:
+    """Parameters of the LM head (vocabulary x hidden size), tied to the embeddings or not."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(model_dir)
+    config = getattr(config, "text_config", config)
+    return config.vocab_size * config.hidden_size
+
+
+def train_flops_per_token(model_dir: Path, mean_example_tokens: float, head_token_share: float) -> float:
+    """Training FLOPs per token: 6 x the parameters of the matrix products plus attention (12 x layers x hidden
+    size x the tokens a token attends to), as in the PaLM paper's appendix B, with the LM head's only on the share
+    of tokens that take a loss (the train tool's loop applies it nowhere else: work it skips is not counted)."""
+    matmul, _, layers, hidden = matmul_parameters(model_dir)
+    head = head_parameters(model_dir)
+    return 6 * (matmul - head) + 12 * layers * hidden * mean_example_tokens + 6 * head * head_token_share
+
+
+def peak_flops(info: dict[str, Any], device: str) -> float | None:
+    """The GPU's dense bf16 peak from `machine()`'s description, None on a CPU or an unknown GPU."""
+    if device != "cuda":
+        return None
+    return next((v for k, v in PEAK_BF16_FLOPS.items() if k in info.get("gpu", "")), None)
+
+
 def write_results(name: str, config: Any, results: dict[str, Any], *, quick: bool = False,
                   results_dir: str | os.PathLike | None = None, machine_info: dict[str, Any] | None = None) -> Path:
     """Write `results/<name>.json` (`<name>-quick.json` for a quick run) with the config and the machine."""

@@ -31,11 +31,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common import (
-    PEAK_BF16_FLOPS,
     machine,
     make_model,
     matmul_parameters,
     parse_config,
+    peak_flops,
     print_table,
     summary,
     write_results,
@@ -191,8 +191,7 @@ def main(config: Config, quick: bool = False) -> dict:
         variants[name] = {"items": n, "seconds": seconds, "items_per_s": n / seconds,
                           "generated_tokens_per_s": generated / seconds, "same_completions": f"{same}/{total}"}
 
-    peak = next((v for k, v in PEAK_BF16_FLOPS.items() if k in info.get("gpu", "")), None) \
-        if config.device == "cuda" else None
+    peak = peak_flops(info, config.device)
     final = variants["final evaluation"]
     # Inference FLOPs: 2 x matmul parameters per token that goes through the model (attention left out).
     final["mfu"] = (2 * matmul * (prompt_tokens + new_tokens) / final_seconds / peak) if peak else None

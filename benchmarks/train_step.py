@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from unittest import mock
 
-from common import RESULTS_DIR, make_model, parse_config, print_table, write_results
+from common import (RESULTS_DIR, machine, make_model, parse_config, peak_flops, print_table, train_flops_per_token,
+                    write_results)
 from train_throughput import make_records
 
 QUICK = {"model": "embedded", "device": "cpu", "batch_size": 4, "max_length": 128, "steps": 5, "warmup": 1,
@@ -53,8 +54,8 @@ class Config:
     results_dir: str = ""
 
 
-def run_variant(variant: str, model_dir: Path, examples: dict, pad_id: int, config: Config, steps: int) -> list[float]:
-    """The loop's time (s) to its first step, then each next step's, for `steps` steps of `variant`."""
+def run_variant(variant: str, model_dir: Path, examples: dict, pad_id: int, config: Config, steps: int) -> list[dict]:
+    """The loop's metric lines (time, tokens and loss tokens so far, per step) for `steps` steps of `variant`."""
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -69,12 +70,12 @@ def run_variant(variant: str, model_dir: Path, examples: dict, pad_id: int, conf
     log = io.StringIO()
     with attention, contextlib.redirect_stdout(log):
         training.train_loop(model, examples, train_config, config.device, pad_id)
-    times = [json.loads(line[len(training.METRICS_PREFIX):])["time_s"] for line in log.getvalue().splitlines()
-             if line.startswith(training.METRICS_PREFIX) and "loss" in line]
+    metrics = [json.loads(line[len(training.METRICS_PREFIX):]) for line in log.getvalue().splitlines()
+               if line.startswith(training.METRICS_PREFIX)]
     del model
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
-    return times[:1] + [b - a for a, b in zip(times, times[1:])]
+    return [m for m in metrics if "num_tokens" in m]
 
 
 def main(config: Config, quick: bool = False) -> dict:
@@ -92,15 +93,26 @@ def main(config: Config, quick: bool = False) -> dict:
         records = [json.loads(line) for line in records_path.read_text().splitlines()]
         examples = training.tokenize(records, tokenizer, config.max_length)
         pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-        results, rows = {"model": config.model, "variants": {}}, []
+        mean_example = statistics.mean(len(ids) for ids in examples["input_ids"])
+        peak = peak_flops(machine(), config.device)
+        results, rows = {"model": config.model, "peak_flops": peak, "variants": {}}, []
         for variant in config.variants.split(","):
-            first_step_s, *gaps = run_variant(variant, model_dir, examples, pad_id, config, config.steps)
-            gaps = gaps[config.warmup:]
+            metrics = run_variant(variant, model_dir, examples, pad_id, config, config.steps)
+            times = [m["time_s"] for m in metrics]
+            gaps = [b - a for a, b in zip(times, times[1:])][config.warmup:]
             step_s = statistics.median(gaps)
-            results["variants"][variant] = {"step_s": step_s, "slots_per_s": config.batch_size * config.max_length
-                                            / step_s, "first_step_s": first_step_s, "gaps_s": gaps}
-            rows.append((variant, f"{first_step_s:.1f} s", f"{step_s * 1000:.1f} ms",
-                         f"{config.batch_size * config.max_length / step_s:,.0f}"))
+            # Real tokens (padding apart) and the share that takes a loss, over the steps after the warmup.
+            start, end = metrics[config.warmup], metrics[-1]
+            tokens_per_step = (end["num_tokens"] - start["num_tokens"]) / (end["step"] - start["step"])
+            head_share = (end["loss_tokens"] - start["loss_tokens"]) / (end["num_tokens"] - start["num_tokens"])
+            flops = train_flops_per_token(model_dir, mean_example, head_share)
+            mfu = tokens_per_step * flops / step_s / peak if peak else None
+            results["variants"][variant] = {
+                "step_s": step_s, "slots_per_s": config.batch_size * config.max_length / step_s,
+                "tokens_per_s": tokens_per_step / step_s, "head_token_share": head_share,
+                "flops_per_token": flops, "mfu": mfu, "first_step_s": times[0], "gaps_s": gaps}
+            rows.append((variant, f"{times[0]:.1f} s", f"{step_s * 1000:.1f} ms", f"{tokens_per_step / step_s:,.0f}",
+                         "" if mfu is None else f"{mfu:.1%}"))
             if config.profile:
                 on_gpu = config.device == "cuda"
                 activities = [torch.profiler.ProfilerActivity.CPU] + [torch.profiler.ProfilerActivity.CUDA] * on_gpu
@@ -114,7 +126,7 @@ def main(config: Config, quick: bool = False) -> dict:
     for variant in results["variants"].values():
         variant["speed_vs_first"] = first / variant["step_s"]
     print_table(f"train_loop steps of {config.batch_size} x {config.max_length} packed tokens ({config.model})",
-                ["variant", "first step", "median step", "token slots/s", "speed vs first"],
+                ["variant", "first step", "median step", "tokens/s", "MFU", "speed vs first"],
                 [(*row, f"{v['speed_vs_first']:.2f}x") for row, v in zip(rows, results["variants"].values())])
     print(f"\nwrote {write_results(config.name, config, results, quick=quick, results_dir=config.results_dir or None)}")
     return results

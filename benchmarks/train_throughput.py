@@ -46,13 +46,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common import (
-    PEAK_BF16_FLOPS,
+    head_parameters,
     machine,
     make_model,
     matmul_parameters,
     parse_config,
+    peak_flops,
     print_table,
     summary,
+    train_flops_per_token,
     write_results,
 )
 
@@ -324,15 +326,12 @@ def main(config: Config, quick: bool = False) -> dict:
                 print(f"  {variant:<6} run {repeat + 1}: {run['steady_tokens_per_s']:,.0f} tokens/s steady, "
                       f"{run['wall_s']:.1f} s wall, {run['startup_s']:.1f} s startup", flush=True)
                 shutil.rmtree(workdir, ignore_errors=True)
-        matmul, params, layers, hidden = matmul_parameters(model_dir)
-        head = _head_parameters(model_dir)
-        # Training FLOPs per token: 6 x the parameters of the matrix products plus attention (12 x layers x hidden
-        # size x sequence length), as in the PaLM paper's appendix B; the LM head's only where it is applied.
-        body_flops = 6 * (matmul - head) + 12 * layers * hidden * _mean_example(records_path, model_dir, config)
+        _, params, _, _ = matmul_parameters(model_dir)
+        head = head_parameters(model_dir)
+        body_flops = train_flops_per_token(model_dir, _mean_example(records_path, model_dir, config), 0.0)
         flops_per_token = body_flops + 6 * head
 
-    peak = next((v for k, v in PEAK_BF16_FLOPS.items() if k in info.get("gpu", "")), None)
-    peak = peak if config.device == "cuda" else None
+    peak = peak_flops(info, config.device)
     results: dict = {"model": config.model, "parameters": params, "flops_per_token": flops_per_token,
                      "lm_head_parameters": head,
                      "peak_flops": peak, "variants": {}, "errors": errors}
@@ -378,14 +377,6 @@ def _mean_example(records_path: Path, model_dir: Path, config: Config) -> float:
     records = [json.loads(line) for line in records_path.read_text().splitlines()]
     lengths = tokenizer([r["prompt"] + r["completion"] for r in records])["input_ids"]
     return statistics.mean(min(len(ids) + 1, config.max_length) for ids in lengths)
-
-
-def _head_parameters(model_dir: Path) -> int:
-    from transformers import AutoConfig
-
-    config = AutoConfig.from_pretrained(model_dir)
-    config = getattr(config, "text_config", config)
-    return config.vocab_size * config.hidden_size
 
 
 if __name__ == "__main__":
