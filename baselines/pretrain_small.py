@@ -104,7 +104,10 @@ class PatternWriter:
         r = self.rng
         if not self.open or r.random() < 0.5:
             return r.choice(MARKERS)
-        return "".join(r.choices(SYMBOLS, k=r.randint(1, 3)))  # at most 3: never the math task's `####`
+        # Up to 5 symbols: a base that saw markers of 3 at most cut the shots' `####` to `##` (candidate L).
+        while "####" in (marker := "".join(r.choices(SYMBOLS, k=r.randint(1, 5)))):
+            pass  # never the math task's own marker
+        return marker
 
     def document(self) -> str:
         r = self.rng
