@@ -12,9 +12,10 @@ packed into `batch_size` rows of `max_length` tokens (the data of `train_through
   of the head's loss (the train config's `compile`).
 
 A step's time is the median gap between the loop's metric lines after the first `warmup` steps; the first step's
-time (a compilation's, where there is one) is reported beside it. With `--profile` a second, short run of each
-variant goes under torch.profiler, and its kernel table (by GPU time) is written to
-`results/<name>_<variant>_profile.txt`: what to fuse next.
+time (a compilation's, where there is one) is reported beside it, and MFU: real tokens/s (padding apart) times
+`common.train_flops_per_token`, the LM head counted only on the tokens that take a loss, against the GPU's bf16
+peak. With `--profile` a second, short run of each variant goes under torch.profiler, and its kernel table (by
+GPU time) is written to `results/<name>_<variant>_profile.txt`: what to fuse next.
 """
 
 from __future__ import annotations
