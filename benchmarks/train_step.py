@@ -11,8 +11,9 @@ packed into `batch_size` rows of `max_length` tokens (the data of `train_through
 - `compiled`: the loop as the train tool runs it on a GPU: `packed` with torch.compile of the decoder layers and
   of the head's loss (the train config's `compile`).
 
-A step's time is the median gap between the loop's metric lines after the first `warmup` steps; the first step's
-time (a compilation's, where there is one) is reported beside it, and MFU: real tokens/s (padding apart) times
+A step's time is the median over the spans between the loop's metric lines after the first `warmup` steps (a line
+every `log_every` steps: each waits for the GPU, as the train tool's one line per 10 steps does); the time to the
+first line (a compilation's, where there is one) is reported beside it, and MFU: real tokens/s (padding apart) times
 `common.train_flops_per_token`, the LM head counted only on the tokens that take a loss, against the GPU's bf16
 peak. With `--profile` a second, short run of each variant goes under torch.profiler, and its kernel table (by
 GPU time) is written to `results/<name>_<variant>_profile.txt`: what to fuse next.
@@ -48,6 +49,8 @@ class Config:
     max_length: int = 1024
     steps: int = 20
     warmup: int = 3
+    log_every: int = 4
+    """Steps between the loop's metric lines: each line waits for the GPU (the train tool writes one per 10)."""
     variants: str = "packed,masked,compiled"
     profile: bool = True
     train_size: int = 5000
@@ -64,7 +67,8 @@ def run_variant(variant: str, model_dir: Path, examples: dict, pad_id: int, conf
 
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
     train_config = training.TrainConfig(data="", model=str(model_dir), max_steps=steps, batch_size=config.batch_size,
-                                        max_length=config.max_length, packing=True, logging_steps=1,
+                                        max_length=config.max_length, packing=True,
+                                        logging_steps=config.log_every,
                                         learning_rate=2e-5, device=config.device, compile=variant == "compiled")
     attention = contextlib.nullcontext() if variant == "packed" else mock.patch.object(
         packed_attention, "supports", lambda *args: False)
@@ -100,10 +104,11 @@ def main(config: Config, quick: bool = False) -> dict:
         for variant in config.variants.split(","):
             metrics = run_variant(variant, model_dir, examples, pad_id, config, config.steps)
             times = [m["time_s"] for m in metrics]
-            gaps = [b - a for a, b in zip(times, times[1:])][config.warmup:]
+            timed = [m for m in metrics if m["step"] >= config.warmup]
+            gaps = [(b["time_s"] - a["time_s"]) / (b["step"] - a["step"]) for a, b in zip(timed, timed[1:])]
             step_s = statistics.median(gaps)
             # Real tokens (padding apart) and the share that takes a loss, over the steps after the warmup.
-            start, end = metrics[config.warmup], metrics[-1]
+            start, end = timed[0], timed[-1]
             tokens_per_step = (end["num_tokens"] - start["num_tokens"]) / (end["step"] - start["step"])
             head_share = (end["loss_tokens"] - start["loss_tokens"]) / (end["num_tokens"] - start["num_tokens"])
             flops = train_flops_per_token(model_dir, mean_example, head_share)
@@ -111,7 +116,7 @@ def main(config: Config, quick: bool = False) -> dict:
             results["variants"][variant] = {
                 "step_s": step_s, "slots_per_s": config.batch_size * config.max_length / step_s,
                 "tokens_per_s": tokens_per_step / step_s, "head_token_share": head_share,
-                "flops_per_token": flops, "mfu": mfu, "first_step_s": times[0], "gaps_s": gaps}
+                "flops_per_token": flops, "mfu": mfu, "first_line_s": times[0], "gaps_s": gaps}
             rows.append((variant, f"{times[0]:.1f} s", f"{step_s * 1000:.1f} ms", f"{tokens_per_step / step_s:,.0f}",
                          "" if mfu is None else f"{mfu:.1%}"))
             if config.profile:
@@ -127,7 +132,7 @@ def main(config: Config, quick: bool = False) -> dict:
     for variant in results["variants"].values():
         variant["speed_vs_first"] = first / variant["step_s"]
     print_table(f"train_loop steps of {config.batch_size} x {config.max_length} packed tokens ({config.model})",
-                ["variant", "first step", "median step", "tokens/s", "MFU", "speed vs first"],
+                ["variant", "first line", "median step", "tokens/s", "MFU", "speed vs first"],
                 [(*row, f"{v['speed_vs_first']:.2f}x") for row, v in zip(rows, results["variants"].values())])
     print(f"\nwrote {write_results(config.name, config, results, quick=quick, results_dir=config.results_dir or None)}")
     return results

@@ -40,7 +40,8 @@ def register() -> str:
 def sequence_bounds(positions: torch.Tensor) -> dict:
     """The model's keyword arguments for rows whose position ids restart at 0 with each packed sequence: the
     sequences' cumulative bounds in the flattened batch, and the row length as the bound on their lengths (exact
-    lengths would cost a wait on the GPU and, compiled, a recompilation per new longest)."""
+    lengths would cost, compiled, a recompilation per new longest). On the positions' device: the train loop
+    passes CPU positions, so that finding the starts costs no wait on the GPU."""
     flat = positions.reshape(-1)
     starts = torch.nonzero(flat == 0).flatten()
     bounds = torch.cat([starts, starts.new_tensor([flat.numel()])]).to(torch.int32)

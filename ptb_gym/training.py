@@ -261,18 +261,10 @@ def train_loop(model, examples: dict[str, list], config: TrainConfig, device: st
             epoch_order += torch.randperm(len(rows), generator=generator).tolist()
         batch = [rows[i] for i in epoch_order[: config.batch_size]]
         del epoch_order[: config.batch_size]
-        width = max(len(ids) for ids, _, _ in batch)
-        # Padding is a packed sequence of its own (positions from 0) without a loss: no attention mask needed.
-        padded = lambda column, fill: torch.tensor([row[column] + fill(width - len(row[column])) for row in batch])
-        input_ids = padded(0, lambda n: [pad_id] * n).to(device)
-        labels = padded(1, lambda n: [-100] * n).to(device)
-        positions = padded(2, lambda n: list(range(n))).to(device)
+        input_ids, positions, extra, taken, targets = _step_tensors(batch, pad_id, bounds, device)
         with autocast:
-            hidden = decoder(input_ids=input_ids, position_ids=positions, use_cache=False,
-                             **bounds(positions)).last_hidden_state
-            hidden, targets = hidden[:, :-1], labels[:, 1:]
-            taken = targets != -100
-            hidden, targets = hidden[taken], targets[taken]
+            hidden = decoder(input_ids=input_ids, position_ids=positions, use_cache=False, **extra).last_hidden_state
+            hidden = hidden.reshape(-1, hidden.shape[-1]).index_select(0, taken)
             loss = linear_cross_entropy(hidden, head.weight, targets, softcap, chunk_rows, compiled)
             loss = loss / max(1, len(targets))
         loss.backward()
@@ -296,6 +288,27 @@ def train_loop(model, examples: dict[str, list], config: TrainConfig, device: st
                                                "train_tokens_per_s": round(tokens / runtime, 1)}), flush=True)
             return step
     return config.max_steps
+
+
+def _step_tensors(batch: list, pad_id: int, bounds, device: str):
+    """A step's tensors on `device`: token ids, positions, the attention's keyword arguments (`bounds` of the
+    positions), the flat indices of the positions that take a loss, and their targets. Built on the CPU, where the
+    rows' labels already are, and copied without waiting: selecting the loss positions or the packed sequences'
+    starts on the GPU would make the CPU wait there for the step before it to finish, twice a step."""
+    import torch
+
+    width = max(len(ids) for ids, _, _ in batch)
+    # Padding is a packed sequence of its own (positions from 0) without a loss: no attention mask needed.
+    padded = lambda column, fill: torch.tensor([row[column] + fill(width - len(row[column])) for row in batch])
+    input_ids, labels = padded(0, lambda n: [pad_id] * n), padded(1, lambda n: [-100] * n)
+    positions = padded(2, lambda n: list(range(n)))
+    # The token each position predicts (none after a row's last), flat, as the decoder's output will be.
+    targets = torch.cat([labels[:, 1:], labels.new_full((len(batch), 1), -100)], dim=1).reshape(-1)
+    taken = torch.nonzero(targets != -100).flatten()
+    extra = bounds(positions)
+    to_device = lambda t: (t.pin_memory() if device == "cuda" else t).to(device, non_blocking=True)
+    extra = {key: to_device(value) if isinstance(value, torch.Tensor) else value for key, value in extra.items()}
+    return to_device(input_ids), to_device(positions), extra, to_device(taken), to_device(targets[taken])
 
 
 def _compile_layers(decoder) -> None:

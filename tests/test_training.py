@@ -143,6 +143,23 @@ def test_packed_sequences_are_bounded_where_their_positions_restart():
     assert bounds["cu_seq_lens_q"].dtype == torch.int32 and bounds["max_length_q"] == bounds["max_length_k"] == 6
 
 
+def test_a_steps_loss_positions_are_the_shifted_labels():
+    """The loop selects, on the CPU, the decoder outputs that take a loss and their targets: each position
+    predicts the next label, a row's last position predicts nothing, and rows of unequal length are padded."""
+    import torch
+
+    from ptb_gym.packed_attention import sequence_bounds
+    from ptb_gym.training import _step_tensors
+
+    batch = [([5, 6, 7, 8], [-100, 6, 7, -100], [0, 1, 2, 0]), ([9, 10], [-100, 10], [0, 1])]
+    input_ids, positions, extra, taken, targets = _step_tensors(batch, 0, sequence_bounds, "cpu")
+    assert input_ids.tolist() == [[5, 6, 7, 8], [9, 10, 0, 0]] and positions.tolist() == [[0, 1, 2, 0], [0, 1, 0, 1]]
+    assert extra["cu_seq_lens_q"].tolist() == [0, 3, 4, 6, 8]
+    hidden = torch.arange(8).reshape(2, 4, 1)  # a position's output is its flat index
+    assert hidden.reshape(-1, 1).index_select(0, taken).flatten().tolist() == [0, 1, 4]
+    assert targets.tolist() == [6, 7, 10]
+
+
 @pytest.mark.parametrize("compile", [False, True], ids=["eager", "compiled"])
 @pytest.mark.parametrize("softcap", [None, 30.0])
 def test_the_fused_head_loss_has_the_plain_loss_and_gradients(softcap, compile):
