@@ -104,7 +104,7 @@ def main(config: Config, quick: bool = False) -> dict:
         for variant in config.variants.split(","):
             metrics = run_variant(variant, model_dir, examples, pad_id, config, config.steps)
             times = [m["time_s"] for m in metrics]
-            timed = [m for m in metrics if m["step"] >= config.warmup]
+            timed = [m for m in metrics if m["step"] > config.warmup]
             gaps = [(b["time_s"] - a["time_s"]) / (b["step"] - a["step"]) for a, b in zip(timed, timed[1:])]
             step_s = statistics.median(gaps)
             # Real tokens (padding apart) and the share that takes a loss, over the steps after the warmup.
