@@ -1,8 +1,12 @@
-"""Pretrain ``ptb-small``, the base model the embedded families share (math-v1, code, tools), from scratch.
+"""Pretrain ``ptb-small``, the base model the embedded families share (math-v1, code, tools), or ``ptb-small-2``
+(math-v2's, which copies a format from its context), from scratch.
 
 Usage (from the repository root, with ptb-gym installed; a GPU takes a few minutes, a CPU many hours):
 
     python baselines/pretrain_small.py --out envs/ptb_small
+    python baselines/pretrain_small.py --name ptb-small-2 --out envs/math/ptb_small2 --steps 8000 \
+        --format-tokens no --newline-tokens yes --open-formats yes --long-docstrings yes \
+        --mix math:0.28,code:0.14,tools:0.1,patterns:0.35,repeats:0.13     # PTB/math-v2's, which copies a format
     python baselines/pretrain_small.py --out /tmp/ptb_small --steps 200 --corpus-docs 20000   # a smoke run
 
 The successor of ``pretrain_tiny.py`` (which still rebuilds ``ptb-tiny``, PTB/math-v0's model), and built the
@@ -47,6 +51,8 @@ FORBIDDEN = ("Question", "Answer", "####")
 
 @dataclass(frozen=True)
 class Config(TinyConfig):
+    name: str = "ptb-small"
+    """The model's name, in its card."""
     out: str = "envs/ptb_small"
     corpus_docs: int = 600_000
     vocab_size: int = 4096
@@ -67,6 +73,10 @@ class Config(TinyConfig):
     newline_tokens: bool = False
     """Keep every newline a token of its own, never merged with the next line's indentation: a prompt that ends
     on a newline (HumanEval's) then ends on a token that pretraining followed by indented code."""
+    long_docstrings: bool = False
+    """A quarter of the code corpus's functions get a multi-line docstring whose triple quotes close on a line of
+    their own, as a HumanEval prompt ends: after one, a base that never saw it writes a new top-level line, not a
+    body (`ptb-small-2` has them)."""
     open_formats: bool = False
     """Pattern documents draw labels and markers from an open set (made-up words, random symbol runs) besides the
     fixed lists, so that what pays in pretraining is copying the format of the context, not recalling a known one."""
@@ -200,7 +210,9 @@ def build_corpus(cfg: Config, problems) -> list[str]:
         elif name == "repeats":
             continue  # made of the other documents' words, below
         else:
-            docs += importlib.import_module(f"ptb_gym.envs.{name}.corpus").documents(random.Random(cfg.seed + 2), count)
+            options = {"long_docstrings": cfg.long_docstrings} if name == "code" else {}
+            docs += importlib.import_module(f"ptb_gym.envs.{name}.corpus").documents(random.Random(cfg.seed + 2), count,
+                                                                                      **options)
     if counts.get("repeats"):
         words = [word for doc in rng.sample(docs, min(len(docs), 20_000)) for word in doc.split()]
         docs += [patterns.repeats(words) for _ in range(counts["repeats"])]
@@ -267,9 +279,12 @@ def main(cfg: Config) -> None:
 
 def write_card(out: Path, cfg: Config, facts: dict, sample: str) -> None:
     size_mb = sum(f.stat().st_size for f in out.iterdir() if f.is_file()) / 1e6
-    (out / "README.md").write_text(f"""# ptb-small
+    defaults = Config()
+    flags = "".join(f" --{f.name.replace('_', '-')} {_flag(getattr(cfg, f.name))}" for f in dataclasses.fields(cfg)
+                    if f.name != "out" and getattr(cfg, f.name) != getattr(defaults, f.name))
+    (out / "README.md").write_text(f"""# {cfg.name}
 
-The base model the embedded families of ptb-gym share (`PTB/math-v1`, `PTB/code-v0`, `PTB/tools-v0`): a
+A base model of ptb-gym's embedded families (`envs/CALIBRATION.md` names the tasks on it): a
 {facts['parameters'] / 1e6:.2f}M-parameter Llama-architecture causal LM, pretrained from scratch by
 `baselines/pretrain_small.py`. It is small enough to be fine-tuned on 2 CPU cores in minutes.
 
@@ -295,11 +310,16 @@ Sample continuation of a pattern: `{sample}`
 ## Rebuild
 
 ```
-python baselines/pretrain_small.py --out envs/ptb_small
+python baselines/pretrain_small.py --out {out}{flags}
 ```
 
 (deterministic data and initialisation; GPU kernels make the weights differ in the last bits between runs).
 """)
+
+
+def _flag(value) -> str:
+    """A value as its command-line flag takes it."""
+    return ("yes" if value else "no") if isinstance(value, bool) else str(value)
 
 
 def parse_args(argv: list[str] | None = None) -> Config:

@@ -50,6 +50,7 @@ BENCHMARKS = ("gsm8k", "humaneval", "bfcl")
 ENVS: tuple[EnvEntry, ...] = (
     EnvEntry("PTB/math-v0"),
     EnvEntry("PTB/math-v1"),
+    EnvEntry("PTB/math-v2"),
     EnvEntry("PTB/code-v0"),
     EnvEntry("PTB/tools-v0"),
     EnvEntry("PTB/tools-v1"),

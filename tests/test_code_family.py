@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 import time
@@ -60,6 +61,16 @@ def test_corpus_is_code_and_never_a_problem():
     for forbidden in ("Question", "Answer", "####", ">>>", '"""Return'):  # every prompt's docstring starts so
         assert not any(forbidden in d for d in docs), forbidden
     assert sum("def " in d for d in docs) > 1000 and sum("print(" in d for d in docs) > 1000
+
+
+def test_long_docstrings_close_on_a_line_of_their_own_and_change_nothing_else():
+    plain = corpus.documents(random.Random(0), 3000)
+    long = corpus.documents(random.Random(0), 3000, long_docstrings=True)
+    closing = re.compile(r'\n    """\n    \S')  # a docstring's own closing line, then the body, as after a prompt
+    assert not any(closing.search(d) for d in plain) and sum(bool(closing.search(d)) for d in long) > 300
+    assert len(plain) == len(long) and sum(a == b for a, b in zip(plain, long)) > 1000  # the same draws otherwise
+    for forbidden in ("Question", "Answer", "####", ">>>", '"""Return'):
+        assert not any(forbidden in d for d in long), forbidden
 
 
 # ---- scoring --------------------------------------------------------------------------------------------------

@@ -73,6 +73,23 @@ def test_math_v1_gives_final_answers_only():
     assert all("solution" in r for r in load_task("math-v0").records("train", 50))  # v0 keeps its data
 
 
+
+@pytest.mark.parametrize("name, copies", [("math-v1", False), ("math-v2", True)])
+def test_math_v2s_base_copies_the_answer_format_from_the_shots(name, copies):
+    """What makes math-v2's base score higher few-shot than zero-shot, as PostTrainBench's base models do: after
+    the four shots it writes their `#### N`; zero-shot, no base ever does (math-v1's never does either way)."""
+    from ptb_gym import checkpoints
+    from ptb_gym.evaluation import evaluate_model
+
+    task = load_task(name)
+    model_dir = task.embedded_model
+    model, tokenizer = checkpoints.load_model(model_dir, model_dir), checkpoints.load_tokenizer(model_dir)
+    scores = evaluate_model(model, tokenizer, task, task.records("dev", 40),
+                            [task.harness("zero_shot_strict"), task.harness("few_shot")])
+    marked = {harness: sum("####" in text for text in score.completions) for harness, score in scores.items()}
+    assert marked["zero_shot_strict"] == 0
+    assert (marked["few_shot"] >= 20) if copies else (marked["few_shot"] == 0), marked
+
 def test_math_v1_solver_recipe_finds_working_for_almost_every_problem(tmp_path):
     from ptb_gym.envs.math import recipes
 

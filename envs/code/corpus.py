@@ -1,9 +1,10 @@
 """Pretraining documents for the shared base model: small Python programs and what they print.
 
-Each document is one to four snippets: a small function (a one-line docstring or a comment, a body written
-as a loop, a comprehension or a builtin) followed by calls with their results as comments (``print(f(x))  # 6``)
-or asserts; a short script of loops, ifs and prints with the printed lines as comments; or string and list
-operations with their values. The results are computed here, never by running the code.
+Each document is one to four snippets: a small function (a one-line docstring or a comment, or with
+``long_docstrings`` a multi-line docstring closed on a line of its own; a body written as a loop, a comprehension
+or a builtin) followed by calls with their results as comments (``print(f(x))  # 6``) or asserts; a short
+script of loops, ifs and prints with the printed lines as comments; or string and list operations with their
+values. The results are computed here, never by running the code.
 
 What the documents are not: a problem of PTB/code-v0 or its prompt format. The corpus's functions take their
 constants as arguments (``count_above(values, limit)``) where a problem bakes them into its docstring, no
@@ -13,6 +14,7 @@ the math task's format). Pure Python and fast: 150,000 documents take a few seco
 
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,6 +38,8 @@ LIST_NAMES = ("values", "nums", "numbers", "items", "data", "xs", "scores", "arr
 TEXT_NAMES = ("text", "s", "word", "line", "phrase", "name", "string", "sentence")
 INT_NAMES = ("n", "x", "num", "value", "k", "count")
 LIMIT_NAMES = ("limit", "threshold", "bound", "cutoff", "target", "k", "m")
+_ROLE_WORDS = {"L": "a list of numbers", "T": "a string", "N": "a number", "K": "a number", "C": "a character",
+               "W": "a word"}
 
 
 def _ints(rng: random.Random, lo: int = -5, hi: int = 30, longest: int = 7) -> list[int]:
@@ -207,14 +211,17 @@ def _indent(lines: str, by: str = "    ") -> str:
     return "\n".join(by + line for line in lines.split("\n"))
 
 
-def _function(rng: random.Random) -> str:
+def _function(rng: random.Random, long_docstrings: bool = False) -> str:
     op = rng.choice(_OPS)
     name, params = rng.choice(op.names), _param_names(rng, op.roles)
     body = rng.choice(op.bodies).format(*params, name=name)
     head = f"def {name}({', '.join(params)}):\n"
     style = rng.random()
     doc = rng.choice(op.docs)
-    if style < 0.55:
+    if long_docstrings and 0.3 <= style < 0.55:  # closed on a line of its own, as a HumanEval prompt ends
+        described = ", ".join(f"{param} ({_ROLE_WORDS.get(role, 'a value')})" for param, role in zip(params, op.roles))
+        text = head + f'    """{doc}\n\n    Arguments: {described}.\n    """\n' + _indent(body)
+    elif style < 0.55:
         text = head + f'    """{doc}"""\n' + _indent(body)
     elif style < 0.8:
         text = f"# {doc}\n" + head + _indent(body)
@@ -312,7 +319,12 @@ def _if_script(rng: random.Random) -> str:
 _SNIPPETS = ((_function, 0.55), (_loop_script, 0.15), (_values_script, 0.12), (_text_script, 0.1), (_if_script, 0.08))
 
 
-def documents(rng: random.Random, n: int) -> list[str]:
+def documents(rng: random.Random, n: int, *, long_docstrings: bool = False) -> list[str]:
     """`n` documents of Python code with what it prints, each under `MAX_CHARS` characters; deterministic in
-    the state of `rng`."""
-    return compose(rng, n, _SNIPPETS, MAX_CHARS)
+    the state of `rng`. `long_docstrings`: a quarter of the functions get a multi-line docstring whose triple
+    quotes close on a line of their own (a base that never saw one writes no body after a HumanEval prompt)."""
+    snippets = _SNIPPETS
+    if long_docstrings:
+        snippets = tuple((functools.partial(_function, long_docstrings=True) if write is _function else write, weight)
+                         for write, weight in _SNIPPETS)
+    return compose(rng, n, snippets, MAX_CHARS)

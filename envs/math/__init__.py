@@ -6,6 +6,8 @@ Answers count in GSM8K's format: the model writes its working, then `#### N` wit
   that writing it out helps, so the obvious recipe is close to the reference.
 - `v1`: on the shared base model; the splits carry final answers only, as the agent would find a dataset of
   questions and answers, and TASK.md says how the model is evaluated, never how to train it.
+- `v2`: v1 on `ptb-small-2`, a base pretrained to copy a format from its context (`ptb_small2/`'s model card):
+  it scores higher few-shot than zero-shot, as PostTrainBench's base models do.
 """
 
 from __future__ import annotations
@@ -131,4 +133,7 @@ V1 = MathTask(
     worked_solutions=False,
 )
 
-TASKS = {"v0": V0, "v1": V1}
+V2 = dataclasses.replace(V1, name="math-v2", embedded_model=_HERE / "ptb_small2",
+                         scores_file=_HERE / "scores-v2.json")
+
+TASKS = {"v0": V0, "v1": V1, "v2": V2}

@@ -77,3 +77,4 @@ RECIPES = {
         "reference": Recipe("reference", SOLVED_WORK, "data/sft.jsonl", TUNED),
     },
 }
+RECIPES["math-v2"] = RECIPES["math-v1"]  # the same task on another base model
