@@ -73,7 +73,6 @@ def test_math_v1_gives_final_answers_only():
     assert all("solution" in r for r in load_task("math-v0").records("train", 50))  # v0 keeps its data
 
 
-
 @pytest.mark.parametrize("name, copies", [("math-v1", False), ("math-v2", True)])
 def test_math_v2s_base_copies_the_answer_format_from_the_shots(name, copies):
     """What makes math-v2's base score higher few-shot than zero-shot, as PostTrainBench's base models do: after
