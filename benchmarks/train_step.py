@@ -47,8 +47,10 @@ class Config:
     device: str = "cuda"
     batch_size: int = 16
     max_length: int = 1024
-    steps: int = 20
-    warmup: int = 3
+    steps: int = 48
+    warmup: int = 8
+    """Steps before the timed ones. The compiled variant recompiles for new shapes now and then until about step 24
+    (those spans run 10-15% slower): the median over 40 steps is the steady state, over 16 it was not."""
     log_every: int = 4
     """Steps between the loop's metric lines: each line waits for the GPU (the train tool writes one per 10)."""
     variants: str = "packed,masked,compiled"
