@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import random
 import sys
 import time
@@ -77,6 +78,12 @@ class Config(TinyConfig):
     """A quarter of the code corpus's functions get a multi-line docstring whose triple quotes close on a line of
     their own, as a HumanEval prompt ends: after one, a base that never saw it writes a new top-level line, not a
     body (`ptb-small-2` has them)."""
+    related_functions: bool = False
+    """The code corpus gets `related` snippets (versions of one function with the same body;
+    `ptb_gym.envs.code.corpus`), from which a base learns to copy a function's body from its context."""
+    call_patterns: bool = False
+    """Pattern documents may be function calls: made-up functions on offer and a request, then the call in a
+    made-up JSON or Python format (`ptb_gym.envs.tools.corpus.call_example`), never a task's."""
     open_formats: bool = False
     """Pattern documents draw labels and markers from an open set (made-up words, random symbol runs) besides the
     fixed lists, so that what pays in pretraining is copying the format of the context, not recalling a known one."""
@@ -92,6 +99,9 @@ WORDS = ("apple", "river", "stone", "cloud", "paper", "tiger", "green", "piano",
          "dragon", "rabbit", "summer", "winter", "number", "button", "ticket", "planet", "violet")
 
 
+CALL_KEYS = (("name", "arguments"), ("function", "args"), ("tool", "input"), ("call", "params"), ("fn", "kwargs"),
+             ("action", "parameters"))
+"""The keys of a call pattern's JSON: which pair a document uses is only known from its examples."""
 SYMBOLS = "#$%&*+=~^@!|/<>;"
 SYLLABLES = tuple(c + v for c in "bdfgklmnprstvz" for v in "aeiou")
 
@@ -99,8 +109,10 @@ SYLLABLES = tuple(c + v for c in "bdfgklmnprstvz" for v in "aeiou")
 class PatternWriter:
     """Documents of 3 to 8 examples of one made-up format, separated by blank lines like a few-shot prompt."""
 
-    def __init__(self, rng: random.Random, math_writer: CorpusWriter, open_formats: bool = False) -> None:
+    def __init__(self, rng: random.Random, math_writer: CorpusWriter, open_formats: bool = False,
+                 call_patterns: bool = False) -> None:
         self.rng, self.math, self.open = rng, math_writer, open_formats
+        self.contents = (self.worked, self.words, self.fields, self.function) + ((self.calls,) if call_patterns else ())
 
     def label(self) -> str:
         r = self.rng
@@ -125,7 +137,7 @@ class PatternWriter:
         while (second := self.label()) == first:
             pass
         sep = r.choice(SEPARATORS)
-        make = r.choice((self.worked, self.words, self.fields, self.function))
+        make = r.choice(self.contents)
         state = make(None)  # a content kind fixes what stays the same across the document's examples
         examples = []
         for _ in range(r.randint(3, 8)):
@@ -191,6 +203,23 @@ class PatternWriter:
         x = r.randint(k if op == "-" else 0, 60)
         return f"{name}({x})", str({"+": x + k, "*": x * k, "-": x - k}[op])
 
+    def calls(self, state):
+        r = self.rng
+        if state is None:  # the call's keys and syntax, how functions are listed, the request's label
+            keys, as_json, bullet = r.choice(CALL_KEYS), r.random() < 0.7, r.choice(("- ", "* ", "", "  "))
+            return keys, as_json, bullet, self.label(), r.random() < 0.5
+        from ptb_gym.envs.tools.corpus import call_example
+        from ptb_gym.envs.tools.problems import signature
+
+        (name_key, arguments_key), as_json, bullet, request_label, described = state
+        offered, request, name, arguments = call_example(r)
+        listing = "\n".join(bullet + signature(f) + (f": {f.description}" if described else "") for f in offered)
+        if as_json:
+            call = json.dumps({name_key: name, arguments_key: arguments})
+        else:
+            call = f"{name}({', '.join(f'{key}={value!r}' for key, value in arguments.items())})"
+        return f"{listing}\n{request_label}: {request}", call
+
 
 # ---- the corpus, the tokenizer, the model ---------------------------------------------------------------------
 def build_corpus(cfg: Config, problems) -> list[str]:
@@ -198,7 +227,7 @@ def build_corpus(cfg: Config, problems) -> list[str]:
 
     rng = random.Random(cfg.seed)
     math_writer = CorpusWriter(cfg.seed, problems)
-    patterns = PatternWriter(random.Random(cfg.seed + 1), math_writer, cfg.open_formats)
+    patterns = PatternWriter(random.Random(cfg.seed + 1), math_writer, cfg.open_formats, cfg.call_patterns)
     shares = {name: float(share) for name, share in (part.split(":") for part in cfg.mix.split(","))}
     counts = {name: round(cfg.corpus_docs * share / sum(shares.values())) for name, share in shares.items()}
     docs: list[str] = []
@@ -210,7 +239,8 @@ def build_corpus(cfg: Config, problems) -> list[str]:
         elif name == "repeats":
             continue  # made of the other documents' words, below
         else:
-            options = {"long_docstrings": cfg.long_docstrings} if name == "code" else {}
+            options = ({"long_docstrings": cfg.long_docstrings, "related": cfg.related_functions} if name == "code"
+                       else {})
             docs += importlib.import_module(f"ptb_gym.envs.{name}.corpus").documents(random.Random(cfg.seed + 2), count,
                                                                                       **options)
     if counts.get("repeats"):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import random
@@ -71,6 +73,24 @@ def test_long_docstrings_close_on_a_line_of_their_own_and_change_nothing_else():
     assert len(plain) == len(long) and sum(a == b for a, b in zip(plain, long)) > 1000  # the same draws otherwise
     for forbidden in ("Question", "Answer", "####", ">>>", '"""Return'):
         assert not any(forbidden in d for d in long), forbidden
+
+
+def test_related_functions_share_one_body_and_print_what_they_compute():
+    plain = corpus.documents(random.Random(0), 2000, long_docstrings=True)
+    assert corpus.documents(random.Random(0), 2000, long_docstrings=True, related=False) == plain
+    rng = random.Random(1)
+    for _ in range(200):
+        snippet = corpus._related(rng)
+        functions = snippet.split("\n\n\n")
+        assert 2 <= len(functions) <= 3 and not any(f in snippet for f in ("Question", "Answer", "####", ">>>"))
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            exec(snippet, {})  # our own generated code
+        said = [line.rsplit("  # ", 1)[1] for line in snippet.splitlines() if line.startswith("print(")]
+        assert printed.getvalue().splitlines() == said  # the comments are what the code prints
+        # one body, renamed: with each function's names and constants blanked out, the bodies are the same
+        shapes = {re.sub(r"-?\b\w+\b|'[^']*'", "_", f.split('"""')[-1].split("\n\nprint(")[0]) for f in functions}
+        assert len(shapes) == 1, functions
 
 
 # ---- scoring --------------------------------------------------------------------------------------------------

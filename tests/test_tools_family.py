@@ -129,3 +129,31 @@ def test_corpus_is_deterministic_and_never_holds_an_item_or_a_task_format():
     requests = {item["request"] for item in TASK.records("test", 1000, seed=3)}
     assert not any(request in doc for doc in docs for request in requests)
     assert sum('"name":' in d for d in docs) > 300  # JSON and schemas make up much of it
+
+
+def test_call_patterns_pair_a_made_up_request_with_its_call_in_the_documents_own_format():
+    import ast
+    import re
+
+    from ptb_gym.baselines import pretrain_small
+
+    writer = pretrain_small.PatternWriter(random.Random(0), math_writer=None, call_patterns=True)
+    keys = set()
+    for _ in range(200):
+        state = writer.calls(None)  # what a document keeps: the call's keys and syntax, the listing's style
+        (name_key, arguments_key), as_json = state[:2]
+        for _ in range(3):
+            source, call = writer.calls(state)
+            listing, request = source.rsplit("\n", 1)
+            if as_json:
+                parsed = json.loads(call)
+                assert set(parsed) == {name_key, arguments_key}
+                name, arguments = parsed[name_key], parsed[arguments_key]
+            else:
+                tree = ast.parse(call, mode="eval").body
+                name, arguments = tree.func.id, {k.arg: ast.literal_eval(k.value) for k in tree.keywords}
+            assert name in re.findall(r"(\w+)\(", listing) and name not in functions.BY_NAME
+            assert all(str(value) in request for value in arguments.values())
+            assert not any(f in source + call for f in ("Functions:", "Request:", "Call:", "Question", "Answer"))
+        keys.add((name_key, arguments_key))
+    assert len(keys) == len(pretrain_small.CALL_KEYS)  # which keys a call has, only the document's examples say

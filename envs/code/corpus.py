@@ -7,8 +7,9 @@ script of loops, ifs and prints with the printed lines as comments; or string an
 values. The results are computed here, never by running the code.
 
 What the documents are not: a problem of PTB/code-v0 or its prompt format. The corpus's functions take their
-constants as arguments (``count_above(values, limit)``) where a problem bakes them into its docstring, no
-docstring carries a ``>>>`` example, and the words "Question", "Answer" and ``####`` never occur (they are
+constants as arguments (``count_above(values, limit)``) where a problem bakes them into its docstring (but for
+``related`` versions of a function, which may say a constant's value in a sentence of their own), no docstring
+carries a ``>>>`` example, and the words "Question", "Answer" and ``####`` never occur (they are
 the math task's format). Pure Python and fast: 150,000 documents take a few seconds.
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import random
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -316,15 +318,52 @@ def _if_script(rng: random.Random) -> str:
             f"    label = {words[2]!r}\nprint(label)  # {out}")
 
 
+_ASSIGNMENT = re.compile(r"(?<![=!<>+*/-])=(?!=)|[+*/-]=")  # a constant cannot take the place of what a body assigns
+
+
+def _related(rng: random.Random) -> str:
+    """Two or three versions of one function under other names and parameter names, with the same body and a
+    docstring each, as a module of related helpers holds: text in which copying the body of the function above,
+    renamed, predicts the next one. A limit-like argument is baked in as a constant half the time (its docstring
+    then says its value, as a PTB/code problem's does), so that the copy must also take a value from the
+    docstring."""
+    op = rng.choice(_OPS)
+    template = rng.choice(op.bodies)
+    assigned = "".join(_ASSIGNMENT.split(line)[0] for line in template.split("\n") if _ASSIGNMENT.search(line))
+    long_form = rng.random() < 0.5
+    parts = []
+    for name in rng.sample(op.names, rng.randint(2, len(op.names))):
+        params = _param_names(rng, op.roles)
+        args = op.args(rng)
+        baked = [i for i, role in enumerate(op.roles)
+                 if role == "K" and f"{{{i}}}" not in assigned and rng.random() < 0.5]
+        shown = [p for i, p in enumerate(params) if i not in baked]
+        doc = rng.choice(op.docs) + "".join(f" Here {params[i]} is {args[i]!r}." for i in baked)
+        body = template.format(*(repr(args[i]) if i in baked else p for i, p in enumerate(params)), name=name)
+        if long_form:
+            doc = f"{doc}\n\n    Arguments: " + ", ".join(
+                f"{p} ({_ROLE_WORDS.get(role, 'a value')})" for i, (p, role) in enumerate(zip(params, op.roles))
+                if i not in baked) + ".\n    "
+        call_args = [a for i, a in enumerate(op.args(rng)) if i not in baked]
+        full = [args[i] if i in baked else call_args.pop(0) for i in range(len(op.roles))]
+        result = op.impl(*[list(a) if isinstance(a, list) else a for a in full])
+        call = f"{name}({', '.join(repr(a) for i, a in enumerate(full) if i not in baked)})"
+        parts.append(f'def {name}({", ".join(shown)}):\n    """{doc}"""\n{_indent(body)}\n\n'
+                     f"print({call})  # {result}")
+    return "\n\n\n".join(parts)
+
+
 _SNIPPETS = ((_function, 0.55), (_loop_script, 0.15), (_values_script, 0.12), (_text_script, 0.1), (_if_script, 0.08))
 
 
-def documents(rng: random.Random, n: int, *, long_docstrings: bool = False) -> list[str]:
+def documents(rng: random.Random, n: int, *, long_docstrings: bool = False, related: bool = False) -> list[str]:
     """`n` documents of Python code with what it prints, each under `MAX_CHARS` characters; deterministic in
     the state of `rng`. `long_docstrings`: a quarter of the functions get a multi-line docstring whose triple
-    quotes close on a line of their own (a base that never saw one writes no body after a HumanEval prompt)."""
-    snippets = _SNIPPETS
-    if long_docstrings:
-        snippets = tuple((functools.partial(_function, long_docstrings=True) if write is _function else write, weight)
-                         for write, weight in _SNIPPETS)
+    quotes close on a line of their own (a base that never saw one writes no body after a HumanEval prompt).
+    `related`: a third of the snippets are versions of one function (`_related`), from which a base learns to
+    copy a body from its context, as a few-shot prompt of the same kind of problem asks."""
+    function = functools.partial(_function, long_docstrings=long_docstrings)
+    snippets = [(function if write is _function else write, weight) for write, weight in _SNIPPETS]
+    if related:
+        snippets.append((_related, 0.5))
     return compose(rng, n, snippets, MAX_CHARS)

@@ -7,6 +7,8 @@ The functions and values come from `functions.py`'s vocabulary and from made-up 
 
 What the documents are not: an item of PTB/tools-v0. No document pairs a request with its call, none has a
 `Functions:` list or a `Request:` or `Call:` line, and the words "Question", "Answer" and ``####`` never occur.
+`call_example` pairs a request with its call, for the pattern documents of `baselines/pretrain_small.py`, which
+write them in made-up formats and only with made-up functions.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from ptb_gym.envs.tools.functions import (
     Parameter,
 )
 
-__all__ = ["documents"]
+__all__ = ["call_example", "documents"]
 
 MAX_CHARS = 1500
 VERBS = ("get", "list", "create", "update", "delete", "fetch", "find", "check", "start", "stop", "reset", "count")
@@ -55,6 +57,23 @@ def _function(rng: random.Random) -> Function:
 
 def _arguments(rng: random.Random, function: Function) -> dict[str, Any]:
     return {p.name: p.draw(rng) for p in function.parameters if p.required or rng.random() < 0.5}
+
+
+def call_example(rng: random.Random) -> tuple[list[Function], str, str, dict[str, Any]]:
+    """Two to four made-up functions on offer, a request that asks for one of them, its name and its arguments:
+    what a made-up function-calling format of a pattern document holds."""
+    offered: list[Function] = []
+    for _ in range(rng.randint(2, 4)):
+        function = _made_up_function(rng)
+        if all(f.name != function.name for f in offered):
+            offered.append(function)
+    target = rng.choice(offered)
+    arguments = _arguments(rng, target)
+    verb, noun = target.name.split("_", 1)
+    phrases = [rng.choice(("with {} {}", "{} {}", "{} = {}")).format(key.replace("_", " "), value)
+               for key, value in arguments.items()]
+    request = f"{verb.capitalize()} the {noun}" + (" " + ", ".join(phrases) if phrases else "") + "."
+    return offered, request, target.name, arguments
 
 
 def _api_reference(rng: random.Random) -> str:
