@@ -213,6 +213,11 @@ def _indent(lines: str, by: str = "    ") -> str:
     return "\n".join(by + line for line in lines.split("\n"))
 
 
+def _described(params: list[str], roles: tuple[str, ...]) -> str:
+    """`xs (a list of numbers), k (a number)`: a long docstring's line of arguments."""
+    return ", ".join(f"{param} ({_ROLE_WORDS.get(role, 'a value')})" for param, role in zip(params, roles))
+
+
 def _function(rng: random.Random, long_docstrings: bool = False) -> str:
     op = rng.choice(_OPS)
     name, params = rng.choice(op.names), _param_names(rng, op.roles)
@@ -221,8 +226,7 @@ def _function(rng: random.Random, long_docstrings: bool = False) -> str:
     style = rng.random()
     doc = rng.choice(op.docs)
     if long_docstrings and 0.3 <= style < 0.55:  # closed on a line of its own, as a HumanEval prompt ends
-        described = ", ".join(f"{param} ({_ROLE_WORDS.get(role, 'a value')})" for param, role in zip(params, op.roles))
-        text = head + f'    """{doc}\n\n    Arguments: {described}.\n    """\n' + _indent(body)
+        text = head + f'    """{doc}\n\n    Arguments: {_described(params, op.roles)}.\n    """\n' + _indent(body)
     elif style < 0.55:
         text = head + f'    """{doc}"""\n' + _indent(body)
     elif style < 0.8:
@@ -341,11 +345,11 @@ def _related(rng: random.Random) -> str:
         doc = rng.choice(op.docs) + "".join(f" Here {params[i]} is {args[i]!r}." for i in baked)
         body = template.format(*(repr(args[i]) if i in baked else p for i, p in enumerate(params)), name=name)
         if long_form:
-            doc = f"{doc}\n\n    Arguments: " + ", ".join(
-                f"{p} ({_ROLE_WORDS.get(role, 'a value')})" for i, (p, role) in enumerate(zip(params, op.roles))
-                if i not in baked) + ".\n    "
-        call_args = [a for i, a in enumerate(op.args(rng)) if i not in baked]
-        full = [args[i] if i in baked else call_args.pop(0) for i in range(len(op.roles))]
+            kept = [i for i in range(len(params)) if i not in baked]
+            arguments = _described([params[i] for i in kept], tuple(op.roles[i] for i in kept))
+            doc += f"\n\n    Arguments: {arguments}.\n    "
+        drawn = op.args(rng)  # the call's arguments; baked ones keep their constant
+        full = [args[i] if i in baked else drawn[i] for i in range(len(op.roles))]
         result = op.impl(*[list(a) if isinstance(a, list) else a for a in full])
         call = f"{name}({', '.join(repr(a) for i, a in enumerate(full) if i not in baked)})"
         parts.append(f'def {name}({", ".join(shown)}):\n    """{doc}"""\n{_indent(body)}\n\n'
