@@ -38,6 +38,9 @@ def probe(model_dir: Path, items: int, device: str, tasks: list[str], show: int)
         few_shot = next((h.name for h in task.harnesses if h.shots), None)
         for completion in scores[few_shot].completions[:show] if few_shot else ():
             print(f"    few-shot completion: {completion[:160]!r}")
+        print("    right completion's tokens the model ranks first, teacher-forced: " + ", ".join(
+            f"{h.name} {100 * ranked_first(model, tokenizer, task, h, test[:40]):.0f}%" for h in task.harnesses
+            if not h.chat and getattr(h, "syntax", "json") == "json"))  # the calls it writes are JSON
     math = load_task("math-v1")
     print("math-v1: log-probability of `####` in a worked solution, teacher-forced, per harness: " + ", ".join(
         f"{h.name} {marker_logprob(model, tokenizer, math, h, math.records('test', 40, seed=12345)):.1f}"
@@ -62,6 +65,33 @@ def copy_gain(model, tokenizer, texts: list[str], runs: int = 16, length: int = 
         logprobs = model(ids).logits[:, :-1].float().log_softmax(-1)
     taken = logprobs.gather(2, ids[:, 1:, None]).squeeze(2)
     return (taken[:, -(length - 1):].mean() - taken[:, 1:length - 1].mean()).item()
+
+
+def right_completion(item: dict) -> str:
+    """What a right completion of an item of math, code or tools writes (its worked steps, body or call)."""
+    if "canonical_solution" in item:
+        return item["canonical_solution"]
+    if "call" in item:
+        return " " + json.dumps(item["call"])
+    return f" {item['solution']} #### {item['answer']}"
+
+
+def ranked_first(model, tokenizer, task, harness, items) -> float:
+    """The share of a right completion's tokens that the model ranks first after the prompt and the tokens before
+    them: greedy decoding writes the right completion only where it ranks every one first, so this tells how far
+    a model that scores nothing is from scoring (the format copied from the shots, but not the content, say)."""
+    import torch
+
+    first = total = 0
+    for item in items:
+        prompt = task.prompt(item, harness)
+        start = len(tokenizer(prompt).input_ids)
+        ids = tokenizer(prompt + right_completion(item), return_tensors="pt").input_ids.to(model.device)
+        with torch.no_grad():
+            best = model(ids).logits[0, start - 1:-1].argmax(-1)
+        first += (best == ids[0, start:]).sum().item()
+        total += ids.shape[1] - start
+    return first / total
 
 
 def marker_logprob(model, tokenizer, task, harness, items) -> float:

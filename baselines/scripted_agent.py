@@ -35,7 +35,7 @@ class ScriptedAgent:
         self._last: dict[str, Any] = info
 
     def act(self, observation: str, info: dict[str, Any]) -> dict[str, Any]:
-        self._last = info
+        self._last, self._observation = info, observation
         return next(self._plan)
 
     def _actions(self, recipe) -> Iterator[dict[str, Any]]:
@@ -48,7 +48,10 @@ class ScriptedAgent:
         job_id = self._last["job"]["id"]
         while True:
             yield call("wait", job_id=job_id, timeout_s=self.wait_chunk_s)
-            if self._last.get("job", {}).get("state") != "running":
+            state = self._last.get("job", {}).get("state")
+            if state == "failed":  # a recipe's bug: say so, rather than submit nothing until the step limit
+                raise RuntimeError(f"the {recipe.name} recipe's training job {job_id} failed:\n{self._observation}")
+            if state != "running":
                 break
         if self.evaluate_on_dev:
             yield call("evaluate", checkpoint="final_model", limit=200)

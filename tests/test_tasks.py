@@ -29,7 +29,8 @@ def write_public_files(task, workspace):
 
 @pytest.mark.parametrize("name", TASK_NAMES)
 def test_every_recipe_writes_training_records_in_the_evaluation_format(name, tmp_path):
-    """A recipe's records are prompt/completion text, or chat messages ending with the assistant's turn; a recipe
+    """A recipe's records are prompt/completion text, or chat messages (a system message at most, then user and
+    assistant turns in turn, ending with the assistant's: chat templates refuse anything else); a recipe
     that writes the primary harness's kind (text or chat) writes its prompts (the real benchmarks' naive recipes
     write text for a chat harness: that is what makes them naive)."""
     task = load_task(name)
@@ -48,6 +49,8 @@ def test_every_recipe_writes_training_records_in_the_evaluation_format(name, tmp
             if "messages" in record:
                 *prompt, reply = record["messages"]
                 assert reply["role"] == "assistant" and isinstance(reply["content"], str) and reply["content"]
+                roles = [message["role"] for message in record["messages"]]  # as Gemma's chat template demands
+                assert roles[roles[0] == "system":] == ["user", "assistant"] * (len(roles) // 2), roles
                 prompts.append(json.dumps(prompt))
             else:
                 assert isinstance(record["prompt"], str) and isinstance(record["completion"], str)

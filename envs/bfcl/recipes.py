@@ -10,6 +10,10 @@ from ptb_gym.envs.gsm8k.recipes import REAL_MODEL_SCHEDULE
 from ptb_gym.envs.task import Recipe
 
 _CALL = '''\
+def request(r):  # the user's turns (a few questions come with a system message of their own: it is not asked)
+    return "\\n".join(m["content"] for m in r["messages"] if m["role"] == "user")
+
+
 def written(call):
     return "[" + call["name"] + "(" + ", ".join(f"{k}={v!r}" for k, v in call["arguments"].items()) + ")]"
 '''
@@ -20,8 +24,7 @@ import json
 rows = [json.loads(line) for line in open("data/train.jsonl")]
 with open("data/sft.jsonl", "w") as out:
     for r in rows:
-        request = " ".join(m["content"] for m in r["messages"] if m["role"] == "user")
-        out.write(json.dumps({"prompt": f"Functions: {json.dumps(r['functions'])}\\nRequest: {request}\\nCall:",
+        out.write(json.dumps({"prompt": f"Functions: {json.dumps(r['functions'])}\\nRequest: {request(r)}\\nCall:",
                               "completion": " " + written(r["call"])}) + "\\n")
 print(len(rows), "records")
 '''
@@ -34,7 +37,8 @@ rows = [json.loads(line) for line in open("data/train.jsonl")]
 with open("data/sft.jsonl", "w") as out:
     for r in rows:
         system = SYSTEM.replace("<functions>", json.dumps(r["functions"]))
-        out.write(json.dumps({"messages": [{"role": "system", "content": system}, *r["messages"],
+        out.write(json.dumps({"messages": [{"role": "system", "content": system},
+                                           {"role": "user", "content": request(r)},
                                            {"role": "assistant", "content": written(r["call"])}]}) + "\\n")
 print(len(rows), "records")
 '''
