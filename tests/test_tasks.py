@@ -50,7 +50,8 @@ def test_every_recipe_writes_training_records_in_the_evaluation_format(name, tmp
                 *prompt, reply = record["messages"]
                 assert reply["role"] == "assistant" and isinstance(reply["content"], str) and reply["content"]
                 roles = [message["role"] for message in record["messages"]]  # as Gemma's chat template demands
-                assert roles[roles[0] == "system":] == ["user", "assistant"] * (len(roles) // 2), roles
+                turns = roles[1:] if roles[0] == "system" else roles
+                assert turns == ["user", "assistant"] * (len(turns) // 2), roles
                 prompts.append(json.dumps(prompt))
             else:
                 assert isinstance(record["prompt"], str) and isinstance(record["completion"], str)
