@@ -14,7 +14,8 @@ from typing import Any
 METRICS_PREFIX = "PTB_METRICS "
 
 RECORD_FORMATS = ("{'prompt': str, 'completion': str} (loss on the completion only), {'text': str}, or "
-                  "{'messages': [{'role': str, 'content': str}, ...]} (chat, rendered with the tokenizer's template)")
+                  "{'messages': [{'role': str, 'content': str}, ...]} (chat, rendered with the tokenizer's template; "
+                  "loss on the final assistant turn)")
 KINDS = ("prompt-completion", "text", "messages")
 
 

@@ -14,8 +14,8 @@ with warmup, gradient clipping at 1, loss on the completion tokens):
   masks from the position ids), and the LM head applied only where a loss is taken, with
   its cross-entropy in one chunked pass (`ptb_gym.linear_cross_entropy`: Gemma's 262k-token vocabulary made
   the logits most of a step's time and memory), the decoder's layers and that loss compiled on a GPU;
-- TRL's SFTTrainer for LoRA, chat (`messages`) records and the CPU: TRL's `SFTConfig` defaults (bf16, gradient
-  checkpointing) made a 3.4M-parameter model's CPU fine-tuning 12 times slower, so on a CPU both are off.
+- TRL's SFTTrainer for LoRA and the CPU: TRL's `SFTConfig` defaults (bf16, gradient checkpointing) made a
+  3.4M-parameter model's CPU fine-tuning 12 times slower, so on a CPU both are off.
 
 `benchmarks/train_throughput.py` measures both against a plain TRL script.
 """
@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ptb_gym.generation import encode_prompts
+from ptb_gym.generation import encode_prompts, render_prompts
 from ptb_gym.records import METRICS_PREFIX, RecordError, parse_jsonl
 
 JOB_STARTED = time.monotonic()  # before the heavy imports, which count against the time limit too
@@ -98,10 +98,14 @@ def tokenize(records: list[dict[str, Any]], tokenizer, max_length: int) -> dict[
     Unlike TRL, a prompt and its completion are tokenized apart and joined: the model trains on the prompt's
     tokens exactly as an evaluation gives them. TRL tokenizes the whole record, and where a merge crosses the
     boundary (a code prompt's last newline and the body's indentation become one token) the model never sees the
-    prompt's own last token and fails on every evaluation prompt. None for chat records (messages), which TRL
-    prepares with the chat template."""
+    prompt's own last token and fails on every evaluation prompt. Chat records (messages) ending with the
+    assistant become such pairs (`chat_as_prompt_completion`); None where they cannot, which TRL then prepares."""
     eos = tokenizer.eos_token
     with_eos = lambda text: text if text.endswith(eos) else text + eos
+    if "messages" in records[0]:
+        records = chat_as_prompt_completion(records, tokenizer)
+        if records is None:
+            return None
     if "prompt" in records[0]:
         if not all(isinstance(r["prompt"], str) and isinstance(r["completion"], str) for r in records):
             return None
@@ -121,6 +125,27 @@ def tokenize(records: list[dict[str, Any]], tokenizer, max_length: int) -> dict[
             prepared["input_ids"].append(ids[:max_length])
             prepared["labels"].append(labels[:max_length])
     return prepared
+
+
+def chat_as_prompt_completion(records: list[dict[str, Any]], tokenizer) -> list[dict[str, str]] | None:
+    """Chat records as prompt/completion text: the prompt is the conversation before its last turn as a chat
+    evaluation renders it (the template's generation prompt added), the completion what the template writes for
+    that last assistant turn (Gemma's ends it with `<end_of_turn>`, the chat harnesses' stop). The loss is on that
+    turn only, as TRL takes it on a conversational prompt/completion record. None unless every record ends with
+    the assistant and the template writes the conversation as that prompt followed by the turn."""
+    if not getattr(tokenizer, "chat_template", None):
+        return None
+    pairs = []
+    for record in records:
+        messages = record["messages"]
+        if messages[-1].get("role") != "assistant" or len(messages) < 2:
+            return None
+        prompt = render_prompts(tokenizer, [messages[:-1]])[0]
+        whole = tokenizer.apply_chat_template(messages, tokenize=False)
+        if not whole.startswith(prompt) or len(whole) == len(prompt):
+            return None
+        pairs.append({"prompt": prompt, "completion": whole[len(prompt):]})
+    return pairs
 
 
 def main(config: TrainConfig) -> None:
@@ -145,8 +170,8 @@ def main(config: TrainConfig) -> None:
         print(f"saved model to {config.output_dir} after {steps} steps", flush=True)
         return
     if config.packing:
-        sys.exit("error: packing needs full fine-tuning (lora=false) of prompt/completion or text records, and a "
-                 "model whose LM head has no bias")
+        sys.exit("error: packing needs full fine-tuning (lora=false) of prompt/completion, text or chat records "
+                 "(ending with the assistant's turn), and a model whose LM head has no bias")
     import datasets  # TRL's path only: with datasets, 3.3 s of imports that the own loop does not need
     from datasets import Dataset
     from transformers import TrainerCallback

@@ -192,7 +192,7 @@ def test_a_small_tier_episode_runs_on_cpu(tmp_path):
         pytest.skip(str(error))
     reward, info = _episode("PTB/bfcl-gemma3-270m-v0", tmp_path, train={"batch_size": 2, "max_length": 256},
                             train_size=32, dev_size=4, test_size=4, budget_s=3_600.0)
-    assert info["failure"] is None and info["reward_kind"] == "raw_gain"
+    assert info["failure"] is None and info["reward_kind"] == "normalized_uplift"  # envs/bfcl/scores.json
     assert set(info["scores"]) == {"chat_python", "chat_json", "few_shot"}
     primary = info["scores"]["chat_python"]
-    assert reward == pytest.approx(primary["score"] - primary["base"])
+    assert reward == pytest.approx((primary["score"] - primary["base"]) / (primary["reference"] - primary["base"]))

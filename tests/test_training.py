@@ -101,6 +101,28 @@ def test_packed_training_through_the_tool(make_env):
     assert terminated and info["failure"] is None and info["valid"], obs
 
 
+def test_chat_records_train_on_the_assistants_turn_after_the_evaluations_prompt():
+    """Chat records reach the own loop (the GPU's engine) as prompt/completion pairs: the prompt's tokens are the
+    ones a chat harness gives the model, the loss is on the assistant's last turn and what ends it."""
+    from transformers import AutoTokenizer
+
+    from ptb_gym.envs.task import SHARED_MODEL
+    from ptb_gym.generation import encode_prompts, render_prompts
+    from ptb_gym.training import tokenize
+
+    tokenizer = AutoTokenizer.from_pretrained(SHARED_MODEL)
+    conversation = [{"role": "system", "content": "Add."}, {"role": "user", "content": "2+3?"},
+                    {"role": "assistant", "content": "5"}]
+    prepared = tokenize([{"messages": conversation}], tokenizer, max_length=512)
+    [ids], [labels] = prepared["input_ids"], prepared["labels"]
+    prompt = encode_prompts(tokenizer, render_prompts(tokenizer, [conversation[:-1]]))[0]
+    assert ids[:len(prompt)] == prompt and labels[:len(prompt)] == [-100] * len(prompt)
+    assert tokenizer.decode(ids[len(prompt):]).startswith("5") and ids[-1] == tokenizer.eos_token_id
+    assert labels[len(prompt):] == ids[len(prompt):]
+    unanswered = conversation[:-1]  # nothing to learn from: TRL's trainer gets it, and says so
+    assert tokenize([{"messages": unanswered}], tokenizer, max_length=512) is None
+
+
 def test_packed_examples_attend_only_to_themselves():
     """A packed row's hidden states are each example's own: transformers masks packed sequences by their position
     ids (which `pack` restarts at 0 per example), with padding after them too."""
