@@ -135,12 +135,11 @@ def chat_as_prompt_completion(records: list[dict[str, Any]], tokenizer) -> list[
     the assistant and the template writes the conversation as that prompt followed by the turn."""
     if not getattr(tokenizer, "chat_template", None):
         return None
+    conversations = [record["messages"] for record in records]
+    if any(len(messages) < 2 or messages[-1].get("role") != "assistant" for messages in conversations):
+        return None
     pairs = []
-    for record in records:
-        messages = record["messages"]
-        if messages[-1].get("role") != "assistant" or len(messages) < 2:
-            return None
-        prompt = render_prompts(tokenizer, [messages[:-1]])[0]
+    for messages, prompt in zip(conversations, render_prompts(tokenizer, [m[:-1] for m in conversations])):
         whole = tokenizer.apply_chat_template(messages, tokenize=False)
         if not whole.startswith(prompt) or len(whole) == len(prompt):
             return None

@@ -5,11 +5,14 @@ installs ptb-gym from a wheel)."""
 import shutil
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGE_DIRS = {"ptb_gym": "ptb_gym", "envs": "ptb_gym/envs", "tools": "ptb_gym/tools", "baselines": "ptb_gym/baselines"}
+# source folder -> where the wheel puts it, from pyproject.toml's package-dir ("ptb_gym.envs" = "envs")
+PACKAGE_DIRS = {folder: package.replace(".", "/") for package, folder in
+                tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"].items()}
 NOT_SHIPPED = {"envs/CALIBRATION.md"}  # documentation for the repository's readers
 
 
