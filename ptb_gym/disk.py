@@ -19,6 +19,8 @@
 `remove()` is idempotent and leaves nothing: it unmounts the workspace (lazily if something still holds it),
 which detaches its loop device (mounted with autoclear), and deletes the directory. It kills nothing: the
 sandbox's `close` ends the episode's processes first. `keep()` keeps the files (and the mount) for debugging.
+A process that exits (or drops its env) without closing it removes the directory as it goes (a finalizer):
+`sweep_stale` is for the processes that cannot (kill -9, a lost machine).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,6 +73,8 @@ class EpisodeDisk:
     """What bounds the workspace's size: {"kind": "ext4-loop" | "guard", "bytes": ..., ("why": ...)}."""
     _mounted: bool = field(default=False, repr=False)
     _removed: bool = field(default=False, repr=False)
+    _finalizer: weakref.finalize | None = field(default=None, repr=False, compare=False)
+    """Reclaims the directory when the process exits (or drops the env) without closing it."""
 
     @classmethod
     def create(cls, parent: str | os.PathLike[str] | None, *, quota_bytes: int, owner_uid: int | None,
@@ -87,6 +92,7 @@ class EpisodeDisk:
         uid, gid = _owner(owner_uid, owner_gid)
         root = Path(tempfile.mkdtemp(prefix=EPISODE_PREFIX, dir=parent_dir)).resolve()
         disk = cls(root, root / "workspace", root / "private", {"kind": "guard", "bytes": int(quota_bytes)})
+        disk._finalizer = weakref.finalize(disk, _reclaim_in, os.getpid(), root)
         try:
             _write_owner(root)
             root.chmod(0o711)
@@ -139,7 +145,7 @@ class EpisodeDisk:
         if self._removed:
             return
         self._removed = True
-        _reclaim(self.root)
+        self._finalizer()
 
     def keep(self) -> None:
         """Keep the episode's files for debugging (`keep_workspace`): the workspace stays where it is (still
@@ -148,6 +154,7 @@ class EpisodeDisk:
         if self._removed:
             return
         self._removed = True
+        self._finalizer.detach()
         try:
             (self.root / OWNER_FILE).unlink()
         except OSError:
@@ -284,6 +291,12 @@ def _pid_namespace() -> int | None:
         return os.stat("/proc/self/ns/pid").st_ino
     except OSError:
         return None
+
+
+def _reclaim_in(pid: int, root: Path) -> None:
+    """`_reclaim(root)`, in the process that made it only (not in a forked child exiting)."""
+    if os.getpid() == pid:
+        _reclaim(root)
 
 
 def _reclaim(root: Path) -> None:

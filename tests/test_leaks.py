@@ -135,6 +135,23 @@ def test_kill_9_leaves_a_readable_recording_no_process_and_a_reclaimable_episode
         env.close()
 
 
+def test_an_env_process_that_exits_without_closing_its_env_leaves_nothing(tmp_path):
+    """A script that ends (or dies of an exception) with its env open, jobs running: the env's directory, mount and
+    loop device go with the process, not at some later env start in the same workdir."""
+    workdir, token = tmp_path / "episodes", f"ptb-exit-{uuid.uuid4().hex}"
+    env_process = subprocess.Popen([sys.executable, "-c", _ENV_PROCESS + "raise SystemExit('no close')\n",
+                                    json.dumps({**SMALL, "workdir": str(workdir)}), token], cwd=REPOSITORY,
+                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    facts = json.loads(env_process.stdout.readline())
+    assert env_process.stdout.readline().strip() == "ready"
+    env_process.stdin.close()  # its `sys.stdin.read()` returns: the script goes on to its end
+    assert env_process.wait(timeout=60) == 1
+    root = Path(facts["root"])
+    assert not root.exists() and list(workdir.iterdir()) == []
+    assert _mounts_under(root) == [] and _wait_for(lambda: _loops_backed_under(root) == [])
+    assert _wait_for(lambda: host_processes_with(token) == []), _describe(host_processes_with(token))
+
+
 def test_a_reused_pid_does_not_protect_a_dead_episode(tmp_path):
     parent = tmp_path / "episodes"
     disk = disk_module.EpisodeDisk.create(parent, quota_bytes=64 * 1024**2, owner_uid=None)
