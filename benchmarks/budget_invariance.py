@@ -1,7 +1,7 @@
 """Does the reward depend on how busy the machine is? The same agent, 1, 2 and 4 episodes at a time, per budget.
 
     python benchmarks/budget_invariance.py          # -> results/budget_invariance.json
-    python benchmarks/budget_invariance.py --quick  # 1 and 2 at a time, `cpu` only, a 30 s budget (smoke test)
+    python benchmarks/budget_invariance.py --quick  # 1 and 2 at a time, `cpu` only, a 12 s budget (smoke test)
 
 The agent trains until its budget is spent, the schedule a capable agent uses: it plays `PTB/math-v0`'s
 reference recipe (its data script, then the `train` tool) with a step count it does not reach, so the train
@@ -44,7 +44,7 @@ class Config:
     results_dir: str = ""
 
 
-QUICK = {"modes": "cpu", "parallel": "1,2", "budget_s": 30.0, "test_size": 50, "dev_size": 10}
+QUICK = {"modes": "cpu", "parallel": "1,2", "budget_s": 12.0, "test_size": 50, "dev_size": 10}
 
 _STOPPED_AT = re.compile(r"reached at step (\d+)")
 
