@@ -42,8 +42,8 @@ def test_best_of_n_branches_one_step_and_submits_the_best_on_dev(tmp_path):
 
 
 def test_rl_policy(tmp_path):
-    # Two episodes of the uniform policy (the first iteration) with 2-step trainings and a 30 s budget, one update.
-    history = load("rl_policy").main(iterations=1, episodes=2, max_steps=(2,), budget_s=30.0, workdir=str(tmp_path),
+    # Two episodes of the uniform policy (the first iteration) with 2-step trainings and a 12 s budget, one update.
+    history = load("rl_policy").main(iterations=1, episodes=2, max_steps=(2,), budget_s=12.0, workdir=str(tmp_path),
                                      train_size=200, dev_size=8, test_size=16)
     [record] = history
     assert len(record["episodes"]) == 2 and isinstance(record["mean_reward"], float)
