@@ -66,7 +66,7 @@ class Verifier:
     def __init__(self, log_path: Path, *, warm_model: Path | None = None, memory_bytes: int | None = None,
                  startup_timeout_s: float = 300.0, command: list[str] | None = None):
         self.log_path = log_path
-        self.command = command or [sys.executable, "-m", "ptb_gym.verifier",
+        self.command = command or [*_own_module_command("ptb_gym.verifier"),
                                    *([str(warm_model)] if warm_model else [])]
         self.memory_bytes = memory_bytes
         self.startup_timeout_s = startup_timeout_s
@@ -202,6 +202,19 @@ def process_cpu_seconds(pid: int) -> float:
     except OSError:
         return 0.0
     return sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_module_command(module: str) -> list[str]:
+    """`python -m module`, run from the ptb_gym this process imported. `-m` would put the working directory first
+    on sys.path, so a source checkout there shadows an installed ptb_gym (its `envs` lives elsewhere: the
+    verifier died at startup on the GPU machine, run from the checkout) and any stray `torch.py` would be
+    imported: the verifier must run the code the env trusts, not whatever the directory holds."""
+    import ptb_gym
+
+    root = str(Path(ptb_gym.__file__).resolve().parent.parent)
+    return [sys.executable, "-c", f"import runpy, sys; root = {root!r}; "  # '' (the directory) out, root in once
+                                  "sys.path[0:1] = [] if root in sys.path[1:] else [root]; "
+                                  f"runpy.run_module({module!r}, run_name='__main__', alter_sys=True)"]
 
 
 def _environment() -> dict[str, str]:

@@ -48,6 +48,23 @@ def test_a_verifier_that_writes_nonsense_is_refused(tmp_path):
         verifier.request({"op": "final"}, timeout_s=30)
 
 
+def test_the_verifier_runs_the_ptb_gym_the_env_imported_whatever_the_working_directory_holds(tmp_path, monkeypatch):
+    # Run from a directory with a ptb_gym of its own (a source checkout beside an installed ptb_gym, whose `envs`
+    # lives elsewhere), `python -m` imported that one and the verifier died at startup (exit code 1). A stray
+    # json.py there would have been imported too.
+    for name in ("ptb_gym", "torch"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "__init__.py").write_text("raise SystemExit(1)\n")
+    (tmp_path / "json.py").write_text("raise SystemExit(1)\n")
+    monkeypatch.chdir(tmp_path)
+    verifier = Verifier(tmp_path / "verifier.log")
+    try:  # it gets as far as answering: the request is refused by the real verifier's own code
+        with pytest.raises(VerifierFailure, match="unknown verifier request 'nothing'"):
+            verifier.request({"op": "nothing"}, timeout_s=120)
+    finally:
+        verifier.close()
+
+
 def test_the_verifier_dies_with_the_env(tmp_path):
     # A parent process that starts a verifier and is then killed: the verifier must not outlive it.
     script = tmp_path / "parent.py"
