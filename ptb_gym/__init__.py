@@ -13,11 +13,29 @@ where a model is trained or scored.
 from __future__ import annotations
 
 import importlib
+import importlib.util
+from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 
-from ptb_gym.registration import ENVS
+def _refuse_an_uninstalled_source_tree() -> None:
+    """A source checkout imported as is (the current directory is first on sys.path, or PYTHONPATH names it) has
+    no `ptb_gym.envs`: only an install maps the tree's top-level `envs/` there. Say so now, not later as a bare
+    `No module named 'ptb_gym.envs'` from deep inside an episode."""
+    tree = Path(__file__).resolve().parent.parent
+    if (tree / "pyproject.toml").is_file() and (tree / "envs" / "task.py").is_file() \
+            and importlib.util.find_spec("ptb_gym.envs") is None:
+        raise ImportError(
+            f"ptb_gym is imported from the source tree {tree} (first on sys.path: the current directory or "
+            f"PYTHONPATH), which is not installed; its task packages (envs/) are ptb_gym.envs only in an install. "
+            f"Install it (`pip install -e {tree}`), or run from another directory to use the installed ptb-gym.")
+
+
+_refuse_an_uninstalled_source_tree()
+
+import gymnasium as gym  # noqa: E402
+
+from ptb_gym.registration import ENVS  # noqa: E402
 
 ENV_IDS = tuple(entry.id for entry in ENVS)
 
