@@ -101,7 +101,8 @@ def calibrate(env_id: str = "PTB/math-v0", *, seeds: Sequence[int] = (0, 1, 2), 
         "calibrated_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": {"platform": platform.platform(), "python": platform.python_version(),
                     "device": resolve_device(config.device), "cpus": os.cpu_count()},
-        "command": f"ptb-gym calibrate {env_id} --seeds {' '.join(map(str, seeds))}",
+        "command": f"ptb-gym calibrate {env_id} --seeds {' '.join(map(str, seeds))}"
+                   + ("" if recipes == list(task.recipes) else f" --recipes {' '.join(recipes)}"),
     }
 
 
@@ -161,16 +162,32 @@ def seed_interval(scores: Sequence[float], n_items: int) -> list[float]:
 
 
 def write_scores(result: dict[str, Any], scores_file, model_key: str) -> list[str]:
-    """Record a calibration in the task's scores file; returns the harnesses whose scores moved."""
+    """Record a calibration in the task's scores file; returns the harnesses whose scores moved.
+
+    A calibration that played the reference replaces the model's record. One that did not adds its recipes to
+    the recorded calibration (a strategy beside the ladder), whose base and reference stay: they define the
+    reward. Either way a base or reference more than a point from the recorded one has moved."""
     recorded = json.loads(scores_file.read_text()) if scores_file.exists() else {"models": {}}
     previous = recorded["models"].get(model_key, {})
+    adds = "reference" not in result["recipes"]
+    if adds and not previous:
+        raise ValueError(f"{scores_file} records no calibration of {model_key} to add {', '.join(result['recipes'])} "
+                         f"to: calibrate with the reference recipe first (it defines the reward)")
     moved = [h for h, e in result["harnesses"].items()
-             if h in previous and (abs(previous[h]["base"] - e["base"]) > 0.01
-                                   or abs(previous[h]["reference"] - e["reference"]) > 0.01)]
-    recorded["models"][model_key] = {
-        harness: {"base": round(e["base"], 4), "reference": round(e["reference"], 4),
-                  **{k: v for k, v in e.items() if k not in ("base", "reference")}}
-        for harness, e in result["harnesses"].items()}
-    recorded.setdefault("calibrations", {})[model_key] = {k: v for k, v in result.items() if k != "harnesses"}
+             if h in previous and any(abs(previous[h][k] - e[k]) > 0.01 for k in ("base", "reference") if k in e)]
+    calibration = {k: v for k, v in result.items() if k != "harnesses"}
+    if adds:
+        for harness, e in result["harnesses"].items():
+            previous[harness].update({k: v for k, v in e.items() if not k.startswith("base")})
+        record = recorded.setdefault("calibrations", {}).setdefault(model_key, {"recipes": [], "runs": {}})
+        record["recipes"] = [*record["recipes"], *(r for r in result["recipes"] if r not in record["recipes"])]
+        record["runs"].update(result["runs"])
+        record.setdefault("added", []).append({k: v for k, v in calibration.items() if k != "runs"})
+    else:
+        recorded["models"][model_key] = {
+            harness: {"base": round(e["base"], 4), "reference": round(e["reference"], 4),
+                      **{k: v for k, v in e.items() if k not in ("base", "reference")}}
+            for harness, e in result["harnesses"].items()}
+        recorded.setdefault("calibrations", {})[model_key] = calibration
     scores_file.write_text(json.dumps(recorded, indent=1) + "\n")
     return moved

@@ -63,7 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     calibrate = commands.add_parser("calibrate", help="recompute the base and reference scores of a task")
     calibrate.add_argument("env_id", nargs="?", default="PTB/math-v0")
     calibrate.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    calibrate.add_argument("--recipes", nargs="+", default=None, help="the task's recipes to play (default: all)")
+    calibrate.add_argument("--recipes", nargs="+", default=None,
+                           help="the task's recipes to play (default: all); without `reference`, they are added to "
+                                "the recorded calibration")
     calibrate.add_argument("--jobs", type=int, default=1, help="episodes at once, each in its own process")
     calibrate.add_argument("--draws", type=int, default=5, help="secret test splits the base model is scored on")
     calibrate.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE")
@@ -231,14 +233,18 @@ def _calibrate(args: argparse.Namespace) -> int:
     from ptb_gym.calibration import calibrate, markdown_table, write_scores
 
     options = _options(args)
-    result = calibrate(args.env_id, seeds=args.seeds, recipes=args.recipes, draws=args.draws, options=options,
-                       jobs=args.jobs)
-    print(markdown_table(result))
-    if args.dry_run or "reference" not in result["recipes"]:
-        return 0
     env = gym.make(args.env_id, **options)
     task, model_key = env.unwrapped.task, env.unwrapped.config.model_key
     env.close()
+    if not args.dry_run and args.recipes and "reference" not in args.recipes and task.scores_for(model_key) is None:
+        raise SystemExit(f"ptb-gym: {args.env_id} has no calibration of {model_key} recorded to add "
+                         f"{', '.join(args.recipes)} to: calibrate with the reference recipe first (it defines the "
+                         f"reward), or add --dry-run")
+    result = calibrate(args.env_id, seeds=args.seeds, recipes=args.recipes, draws=args.draws, options=options,
+                       jobs=args.jobs)
+    print(markdown_table(result))
+    if args.dry_run:
+        return 0
     moved = write_scores(result, task.scores_file, model_key)
     print(f"recorded in {task.scores_file}")
     if moved:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 
 from ptb_gym.calibration import calibrate, seed_interval, write_scores
 from ptb_gym.envs import load_task
@@ -24,6 +25,35 @@ def test_calibrate_scores_base_and_recipes_and_records_them(tmp_path):
     assert recorded["zero_shot_strict"]["reference"] == round(result["harnesses"]["zero_shot_strict"]["reference"], 4)
     result["harnesses"]["zero_shot_strict"]["reference"] += 0.5
     assert write_scores(result, scores_file, "ptb-tiny") == ["zero_shot_strict"]  # moved: the id must be bumped
+
+
+def test_a_calibration_without_the_reference_adds_its_recipes_to_the_recorded_one(tmp_path):
+    scores_file = tmp_path / "scores.json"
+    entry = lambda base, **recipes: {"base": base, "base_draws": [base], "base_interval": [base, base],
+                                     **{k: v for name, score in recipes.items() for k, v in (
+                                         (name, score), (f"{name}_seeds", [score]), (f"{name}_interval", [score] * 2))}}
+    calibration = lambda recipes, harnesses: {"env_id": "PTB/code-v0", "recipes": recipes, "harnesses": harnesses,
+                                              "runs": {r: [{"seed": 0}] for r in recipes}, "command": "c"}
+    added = calibration(["chat"], {"a": entry(0.01, chat=0.2), "b": entry(0.0, chat=0.7)})
+    with pytest.raises(ValueError, match="calibrate with the reference recipe first"):
+        write_scores(added, scores_file, "embedded")  # nothing recorded to add to
+    assert not scores_file.exists()
+    ladder = calibration(["naive", "reference"], {"a": entry(0.0, naive=0.3, reference=0.9),
+                                                  "b": entry(0.0, naive=0.1, reference=0.2)})
+    write_scores(ladder, scores_file, "embedded")
+    assert write_scores(added, scores_file, "embedded") == []
+    recorded = json.loads(scores_file.read_text())
+    a = recorded["models"]["embedded"]["a"]
+    assert (a["base"], a["reference"], a["naive"], a["chat"], a["chat_seeds"]) == (0.0, 0.9, 0.3, 0.2, [0.2])
+    calibrations = recorded["calibrations"]["embedded"]
+    assert calibrations["recipes"] == ["naive", "reference", "chat"] and set(calibrations["runs"]) == {
+        "naive", "reference", "chat"}
+    assert [c["recipes"] for c in calibrations["added"]] == [["chat"]]
+    from ptb_gym.harness_study import table
+
+    assert table(recorded["models"]["embedded"])["b"] == {"base": 0.0, "reference": 0.2, "naive": 0.1, "chat": 0.7}
+    added["harnesses"]["a"]["base"] = 0.2  # the base moved since the recorded calibration: the id must be bumped
+    assert write_scores(added, scores_file, "embedded") == ["a"]
 
 
 def test_seed_interval_widens_with_seed_spread():

@@ -215,9 +215,10 @@ def recipe_outputs(tmp_path_factory):
 
 
 def test_recipes_write_prompt_completion_jsonl(recipe_outputs):
-    assert set(recipe_outputs) == {"naive", "tuned", "synth", "reference"}
-    for rows in recipe_outputs.values():
-        assert rows and all(set(r) == {"prompt", "completion"} and r["completion"].startswith("    ") for r in rows)
+    assert set(recipe_outputs) == {"naive", "tuned", "synth", "reference", "chat"}
+    for name, rows in recipe_outputs.items():
+        assert rows and (name == "chat" or all(set(r) == {"prompt", "completion"} and r["completion"].startswith("    ")
+                                               for r in rows))
     assert recipe_outputs["naive"] == recipe_outputs["tuned"]
     assert len(recipe_outputs["naive"]) == sum("canonical_solution" in r for r in TRAIN)
     assert recipe_outputs["synth"] == recipe_outputs["reference"] and len(recipe_outputs["synth"]) == len(TRAIN)
@@ -229,6 +230,18 @@ def test_synthesised_solutions_pass_the_hidden_tests(recipe_outputs):
     passed = execution.check_asserts([r["prompt"] + r["completion"] for r in rows],
                                      [HIDDEN[r["prompt"]].tests for r in rows])
     assert sum(passed) >= 0.95 * len(rows)
+
+
+def test_the_chat_recipe_writes_the_instruct_harness_turns_and_functions_that_pass(recipe_outputs):
+    rows, instruct = recipe_outputs["chat"], next(h for h in TASK.harnesses if h.name == "instruct")
+    assert len(rows) == len(TRAIN) and TASK.recipes["chat"].train == TASK.recipes["reference"].train
+    items = [{**record, "tests": HIDDEN[record["prompt"]].tests} for record in TRAIN]
+    for item, row in zip(items, rows, strict=True):
+        user, assistant = row["messages"]
+        assert [user] == TASK.prompt(item, instruct) and assistant["role"] == "assistant"
+    sample = slice(0, None, 5)  # a thousand programs: test_synthesised_solutions_pass_the_hidden_tests runs all
+    passed = TASK.score(items[sample], [row["messages"][1]["content"] for row in rows[sample]], instruct)
+    assert sum(passed) >= 0.95 * len(passed)
 
 
 def test_training_sees_each_prompt_as_the_evaluation_tokenizes_it():

@@ -19,7 +19,7 @@ from ptb_gym.envs.task import SHARED_MODEL, Harness, Prompt, Recipe, Task
 
 _FENCED = re.compile(r"```(?:python|py)?[ \t]*\n(.*?)(?:```|$)", re.DOTALL)
 _STOP = ("\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\n#")
-_INSTRUCTION = ("Complete the following Python function. Reply with the whole function, signature included, in "
+INSTRUCTION = ("Complete the following Python function. Reply with the whole function, signature included, in "
                 "one ```python code block.\n\n```python\n{prompt}```")
 FEW_SHOT_EXAMPLES = 2
 
@@ -38,7 +38,7 @@ class CodeTask(Task):
 
     def prompt(self, item: dict[str, Any], harness: Harness) -> Prompt:
         if harness.chat:
-            return [{"role": "user", "content": _INSTRUCTION.format(prompt=item["prompt"])}]
+            return [{"role": "user", "content": INSTRUCTION.format(prompt=item["prompt"])}]
         return "".join([*_shots(harness.shots), item["prompt"]])
 
     def expected(self, item: dict[str, Any]) -> Any:

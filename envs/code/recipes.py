@@ -9,17 +9,29 @@
   kind of docstring, filled in with the names and constants a regular expression reads from it; then the
   `train` tool's defaults.
 - `reference`: the synthesised data with the tuned schedule.
+
+Beside the ladder, `chat` shows how much the harness decides: the synthesised bodies as chat turns in the
+`instruct` harness's format (the request, then the function in a ```python block), with the tuned schedule.
+It is the one recipe that scores under the chat harnesses, and it ranks low on the primary one.
 """
 
 from __future__ import annotations
 
+from ptb_gym.envs.code import INSTRUCTION
 from ptb_gym.envs.task import TUNED_SCHEDULE as TUNED
 from ptb_gym.envs.task import Recipe
 
-# Turns data/train.jsonl into prompt/completion records in the evaluation format (run in the sandbox). `body`
-# is the expression that gives a record's body (None: the record is left out).
+# Turns data/train.jsonl into training records in an evaluation format (run in the sandbox). `body` is the
+# expression that gives a record's body (None: the record is left out), `record` the record made of it.
 MAKE_DATA = '''\
 import json, re
+
+INSTRUCTION = {instruction!r}
+
+def as_chat(prompt, body):
+    function = prompt.split("\\n")[0] + "\\n" + body
+    return {{"messages": [{{"role": "user", "content": INSTRUCTION.format(prompt=prompt)}},
+                          {{"role": "assistant", "content": "```python\\n" + function + "```"}}]}}
 
 def docstring(prompt):
     text = prompt.split('"""')[1].split(">>>")[0]
@@ -86,13 +98,16 @@ for line in open("data/train.jsonl"):
     item = json.loads(line)
     body = {body}
     if body is not None:
-        records.append({{"prompt": item["prompt"], "completion": body}})
+        records.append({record})
 with open("data/sft.jsonl", "w") as out:
     out.writelines(json.dumps(r) + "\\n" for r in records)
 print(len(records), "records; first:", records[0])
 '''
-GIVEN = MAKE_DATA.format(body='item.get("canonical_solution")')
-SYNTHESISED = MAKE_DATA.format(body='solve(item["prompt"]) or item.get("canonical_solution")')
+_GIVEN, _SYNTHESISED = 'item.get("canonical_solution")', 'solve(item["prompt"]) or item.get("canonical_solution")'
+_AS_PROMPT_COMPLETION, _AS_CHAT = '{"prompt": item["prompt"], "completion": body}', 'as_chat(item["prompt"], body)'
+GIVEN = MAKE_DATA.format(instruction=INSTRUCTION, body=_GIVEN, record=_AS_PROMPT_COMPLETION)
+SYNTHESISED = MAKE_DATA.format(instruction=INSTRUCTION, body=_SYNTHESISED, record=_AS_PROMPT_COMPLETION)
+SYNTHESISED_CHAT = MAKE_DATA.format(instruction=INSTRUCTION, body=_SYNTHESISED, record=_AS_CHAT)
 
 RECIPES = {
     "code-v0": {
@@ -100,5 +115,6 @@ RECIPES = {
         "tuned": Recipe("tuned", GIVEN, "data/sft.jsonl", TUNED),
         "synth": Recipe("synth", SYNTHESISED, "data/sft.jsonl", {}),
         "reference": Recipe("reference", SYNTHESISED, "data/sft.jsonl", TUNED),
+        "chat": Recipe("chat", SYNTHESISED_CHAT, "data/sft.jsonl", TUNED),
     },
 }
