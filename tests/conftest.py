@@ -7,10 +7,16 @@ import signal
 from contextlib import contextmanager
 from pathlib import Path
 
-import gymnasium as gym
-import pytest
+# libgomp's threads spin up to 300,000 times waiting for each other while other processes hold the cores: a test
+# that trains in this process (tests/test_benchmarks.py::test_train_step) took 160 s instead of 27 s next to one
+# busy process. Read when torch loads libgomp, so set before anything imports torch (the train tool's jobs and the
+# verifier set it for themselves).
+os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 
-import ptb_gym
+import gymnasium as gym  # noqa: E402
+import pytest  # noqa: E402
+
+import ptb_gym  # noqa: E402
 
 gym.register_envs(ptb_gym)
 
