@@ -74,7 +74,8 @@ install() {
         cat "$kit"/part.* | tar -xf - -C "$unpacked"
         kit=$unpacked
     fi
-    [ -d "$kit/wheels" ] || { echo "offline kit: $kit has no wheels/ (build it with: build $kit)" >&2; exit 1; }
+    [ -d "$kit/wheels" ] || { echo "offline kit: $kit is no kit (no wheels/, no part.00): build one on a machine with" \
+        "PyPI with \`bash benchmarks/offline_kit.sh build $kit\`" >&2; exit 1; }
     python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore --no-deps "$kit"/wheels/*.whl \
         || python3 -m pip install -q --disable-pip-version-check --no-deps --break-system-packages "$kit"/wheels/*.whl
     local cache
