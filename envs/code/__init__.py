@@ -20,7 +20,7 @@ from ptb_gym.envs.task import SHARED_MODEL, Harness, Prompt, Recipe, Task
 _FENCED = re.compile(r"```(?:python|py)?[ \t]*\n(.*?)(?:```|$)", re.DOTALL)
 _STOP = ("\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\n#")
 INSTRUCTION = ("Complete the following Python function. Reply with the whole function, signature included, in "
-                "one ```python code block.\n\n```python\n{prompt}```")
+               "one ```python code block.\n\n```python\n{prompt}```")
 FEW_SHOT_EXAMPLES = 2
 
 
