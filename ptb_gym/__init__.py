@@ -20,15 +20,21 @@ from typing import Any
 
 def _refuse_an_uninstalled_source_tree() -> None:
     """A source checkout imported as is (the current directory is first on sys.path, or PYTHONPATH names it) has
-    no `ptb_gym.envs`: only an install maps the tree's top-level `envs/` there. Say so now, not later as a bare
-    `No module named 'ptb_gym.envs'` from deep inside an episode."""
+    no `ptb_gym.envs` of its own: only an install of the tree maps its top-level `envs/` there (an editable install
+    of another checkout maps that one's). Say so now, not later as a bare `No module named 'ptb_gym.envs'` or as
+    one tree's code scoring another's tasks."""
     tree = Path(__file__).resolve().parent.parent
-    if (tree / "pyproject.toml").is_file() and (tree / "envs" / "task.py").is_file() \
-            and importlib.util.find_spec("ptb_gym.envs") is None:
-        raise ImportError(
-            f"ptb_gym is imported from the source tree {tree} (first on sys.path: the current directory or "
-            f"PYTHONPATH), which is not installed; its task packages (envs/) are ptb_gym.envs only in an install. "
-            f"Install it (`pip install -e {tree}`), or run from another directory to use the installed ptb-gym.")
+    if not ((tree / "pyproject.toml").is_file() and (tree / "envs" / "task.py").is_file()):
+        return  # an installed package: its envs are its own
+    spec = importlib.util.find_spec("ptb_gym.envs")
+    if spec is not None and spec.origin is not None and Path(spec.origin).resolve().is_relative_to(tree):
+        return
+    elsewhere = f" (the installed ptb-gym's are at {Path(spec.origin).parent})" if spec and spec.origin else ""
+    raise ImportError(
+        f"ptb_gym is imported from the source tree {tree} (first on sys.path: the current directory or "
+        f"PYTHONPATH), which is not the installed ptb-gym; its task packages (envs/) are ptb_gym.envs only in an "
+        f"install of it{elsewhere}. Install it (`pip install -e {tree}`), or run from another directory to use the "
+        f"installed ptb-gym.")
 
 
 _refuse_an_uninstalled_source_tree()

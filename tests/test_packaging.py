@@ -2,6 +2,7 @@
 reference, so an installed (not editable) ptb-gym silently paid raw gain for it (found on the GPU machine, which
 installs ptb-gym from a wheel)."""
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -34,11 +35,11 @@ def built(tmp_path_factory):
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
                     "-w", str(tmp_path), str(source)], check=True, capture_output=True)
     [wheel] = tmp_path.glob("ptb_gym-*.whl")
-    return tracked, wheel
+    return tracked, wheel, source
 
 
 def test_the_wheel_carries_every_tracked_file_of_the_packages(built):
-    tracked, wheel = built
+    tracked, wheel, _ = built
     expected = {PACKAGE_DIRS[path.split("/")[0]] + path[path.index("/"):] for path in tracked
                 if "/" in path and path not in NOT_SHIPPED}
     missing = expected - set(zipfile.ZipFile(wheel).namelist())
@@ -49,7 +50,7 @@ def test_a_source_tree_that_shadows_the_installed_package_is_named_at_import(bui
     """ptb-gym installed from its wheel, and Python started in a checkout (as `python -m` or `-c` does, the
     current directory first on sys.path): the checkout's ptb_gym/ is imported, which has no ptb_gym.envs. The
     import says so and what to do, instead of a bare `No module named 'ptb_gym.envs'` deep in an episode."""
-    _, wheel = built
+    _, wheel, _ = built
     installed = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--target",
                     str(installed), str(wheel)], check=True, capture_output=True)
@@ -63,3 +64,15 @@ def test_a_source_tree_that_shadows_the_installed_package_is_named_at_import(bui
     assert in_checkout.returncode != 0
     assert f"ptb_gym is imported from the source tree {REPO}" in in_checkout.stderr, in_checkout.stderr
     assert f"pip install -e {REPO}" in in_checkout.stderr
+
+
+def test_a_second_checkout_is_not_mixed_with_the_installed_one(built):
+    """Another copy of the tree (a clone for CI, a worktree), entered while an editable install points at the first:
+    its ptb_gym/ would run with the first one's envs. The import names both."""
+    _, _, source = built
+    mixed = subprocess.run([sys.executable, "-c", "import ptb_gym"], cwd=source, capture_output=True, text=True,
+                           timeout=120)
+    installed = Path(importlib.util.find_spec("ptb_gym.envs").origin).parent
+    assert mixed.returncode != 0
+    assert f"ptb_gym is imported from the source tree {source}" in mixed.stderr, mixed.stderr
+    assert f"the installed ptb-gym's are at {installed}" in mixed.stderr
