@@ -16,6 +16,7 @@ import json
 import math
 import os
 import platform
+import shlex
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -40,6 +41,10 @@ def calibrate(env_id: str = "PTB/math-v0", *, seeds: Sequence[int] = (0, 1, 2), 
     from ptb_gym.evaluation import bootstrap_interval, score_checkpoint
     from ptb_gym.models import resolve_base_model
 
+    command = shlex.join(["ptb-gym", "calibrate", env_id, "--seeds", *map(str, seeds), "--draws", str(draws),
+                          *(["--recipes", *recipes] if recipes is not None else []),
+                          *(token for key, value in (options or {}).items()
+                            for token in ("-o", f"{key}={value if isinstance(value, str) else json.dumps(value)}"))])
     options = {"budget_s": 3600.0, **(options or {})}  # recipes are scored here, not timed
     env = gym.make(env_id, **options)
     task, config = env.unwrapped.task, env.unwrapped.config
@@ -101,8 +106,7 @@ def calibrate(env_id: str = "PTB/math-v0", *, seeds: Sequence[int] = (0, 1, 2), 
         "calibrated_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": {"platform": platform.platform(), "python": platform.python_version(),
                     "device": resolve_device(config.device), "cpus": os.cpu_count()},
-        "command": f"ptb-gym calibrate {env_id} --seeds {' '.join(map(str, seeds))}"
-                   + ("" if recipes == list(task.recipes) else f" --recipes {' '.join(recipes)}"),
+        "command": command,
     }
 
 

@@ -16,6 +16,8 @@ def test_calibrate_scores_base_and_recipes_and_records_them(tmp_path):
                        options={**SMALL, "workdir": str(tmp_path)}, agent_options={"max_steps": 3, "wait_chunk_s": 5},
                        log=lambda line: None)
     assert set(result["harnesses"]) == {h.name for h in load_task("math-v0").harnesses}
+    assert result["command"].startswith("ptb-gym calibrate PTB/math-v0 --seeds 0 --draws 2 --recipes reference -o "
+                                        "train_size=200 -o dev_size=16 -o test_size=32 -o device=cpu -o workdir=")
     for entry in result["harnesses"].values():
         assert 0.0 <= entry["base"] <= 1.0 and len(entry["reference_seeds"]) == 1
         assert len(entry["base_draws"]) == 2  # the base model on two secret test splits
