@@ -165,6 +165,15 @@ def seed_interval(scores: Sequence[float], n_items: int) -> list[float]:
     return [round(max(0.0, mean - half), 4), round(min(1.0, mean + half), 4)]
 
 
+def nothing_to_add_to(recipes: Sequence[str], recorded: dict[str, Any] | None, model_key: str) -> str | None:
+    """Why a calibration of `recipes` cannot be recorded over `recorded` (the model's recorded scores), or None: one
+    without the reference adds to a recorded calibration, and there must be one."""
+    if "reference" in recipes or recorded:
+        return None
+    return (f"no calibration of {model_key} is recorded to add {', '.join(recipes)} to: calibrate with the reference "
+            f"recipe first (it defines the reward)")
+
+
 def write_scores(result: dict[str, Any], scores_file, model_key: str) -> list[str]:
     """Record a calibration in the task's scores file; returns the harnesses whose scores moved.
 
@@ -174,9 +183,9 @@ def write_scores(result: dict[str, Any], scores_file, model_key: str) -> list[st
     recorded = json.loads(scores_file.read_text()) if scores_file.exists() else {"models": {}}
     previous = recorded["models"].get(model_key, {})
     adds = "reference" not in result["recipes"]
-    if adds and not previous:
-        raise ValueError(f"{scores_file} records no calibration of {model_key} to add {', '.join(result['recipes'])} "
-                         f"to: calibrate with the reference recipe first (it defines the reward)")
+    refusal = nothing_to_add_to(result["recipes"], previous, model_key)
+    if refusal:
+        raise ValueError(refusal)
     moved = [h for h, e in result["harnesses"].items()
              if h in previous and any(abs(previous[h][k] - e[k]) > 0.01 for k in ("base", "reference") if k in e)]
     calibration = {k: v for k, v in result.items() if k != "harnesses"}

@@ -230,16 +230,15 @@ def _calibrate(args: argparse.Namespace) -> int:
     import gymnasium as gym
 
     import ptb_gym  # noqa: F401
-    from ptb_gym.calibration import calibrate, markdown_table, write_scores
+    from ptb_gym.calibration import calibrate, markdown_table, nothing_to_add_to, write_scores
 
     options = _options(args)
     env = gym.make(args.env_id, **options)
     task, model_key = env.unwrapped.task, env.unwrapped.config.model_key
     env.close()
-    if not args.dry_run and args.recipes and "reference" not in args.recipes and task.scores_for(model_key) is None:
-        raise SystemExit(f"ptb-gym: {args.env_id} has no calibration of {model_key} recorded to add "
-                         f"{', '.join(args.recipes)} to: calibrate with the reference recipe first (it defines the "
-                         f"reward), or add --dry-run")
+    refusal = nothing_to_add_to(args.recipes or list(task.recipes), task.scores_for(model_key), model_key)
+    if refusal and not args.dry_run:  # before the episodes, not after them
+        raise SystemExit(f"ptb-gym: {args.env_id}: {refusal}, or add --dry-run")
     result = calibrate(args.env_id, seeds=args.seeds, recipes=args.recipes, draws=args.draws, options=options,
                        jobs=args.jobs)
     print(markdown_table(result))
